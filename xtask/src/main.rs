@@ -1,0 +1,90 @@
+//! Project automation, run as `cargo xtask <task>`.
+//!
+//! Tasks:
+//! - `codegen [--check]`: compile `proto/opamp/v1/*.proto` with protox (pure Rust, no
+//!   `protoc`) and prost-build into `crates/opamp-proto/src/generated/`; with `--check`,
+//!   fail instead of writing when the checked-in code differs.
+//! - `test`: the project's whole test suite (the command README.md names).
+
+mod codegen;
+
+use std::path::PathBuf;
+use std::process::{Command, ExitCode};
+
+use anyhow::{Context, Result, bail};
+
+const USAGE: &str = "\
+usage: cargo xtask <task>
+
+tasks:
+  codegen [--check]   regenerate crates/opamp-proto/src/generated from proto/ (--check: fail on drift)
+  test                run every test of the workspace (what CI runs)
+";
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("xtask: error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let root = project_root();
+    match args.first().map(String::as_str) {
+        Some("codegen") => {
+            let check = match args.get(1).map(String::as_str) {
+                None => false,
+                Some("--check") => true,
+                Some(other) => bail!("unknown codegen flag {other:?}\n\n{USAGE}"),
+            };
+            if check {
+                codegen::check(&root)
+            } else {
+                let written = codegen::generate(&root)?;
+                println!("codegen: wrote {}", written.display());
+                Ok(())
+            }
+        }
+        Some("test") => test(&root),
+        Some("-h" | "--help" | "help") | None => {
+            print!("{USAGE}");
+            Ok(())
+        }
+        Some(other) => bail!("unknown task {other:?}\n\n{USAGE}"),
+    }
+}
+
+/// The workspace root (the parent of this crate's directory).
+fn project_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives one level below the workspace root")
+        .to_path_buf()
+}
+
+/// Runs every test of the workspace.
+fn test(root: &std::path::Path) -> Result<()> {
+    codegen::check(root)?;
+    println!("codegen: checked-in code matches proto/");
+    run_cargo(root, &["test", "--workspace", "--all-targets", "--locked"])?;
+    run_cargo(root, &["test", "--workspace", "--doc", "--locked"])?;
+    Ok(())
+}
+
+fn run_cargo(root: &std::path::Path, args: &[&str]) -> Result<()> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    println!("xtask: cargo {}", args.join(" "));
+    let status = Command::new(&cargo)
+        .args(args)
+        .current_dir(root)
+        .status()
+        .with_context(|| format!("could not start {cargo}"))?;
+    if !status.success() {
+        bail!("cargo {} failed ({status})", args.join(" "));
+    }
+    Ok(())
+}
