@@ -4,9 +4,12 @@
 //! - `codegen [--check]`: compile `proto/opamp/v1/*.proto` with protox (pure Rust, no
 //!   `protoc`) and prost-build into `crates/opamp-proto/src/generated/`; with `--check`,
 //!   fail instead of writing when the checked-in code differs.
+//! - `conformance`: check that docs/CONFORMANCE.md names only tests that exist and covers
+//!   every requirement ID of the checklist.
 //! - `test`: the project's whole test suite (the command README.md names).
 
 mod codegen;
+mod conformance;
 
 use std::path::PathBuf;
 use std::process::{Command, ExitCode};
@@ -18,6 +21,7 @@ usage: cargo xtask <task>
 
 tasks:
   codegen [--check]   regenerate crates/opamp-proto/src/generated from proto/ (--check: fail on drift)
+  conformance         check docs/CONFORMANCE.md against the tests and the requirements checklist
   test                run every test of the workspace (what CI runs)
 ";
 
@@ -49,6 +53,10 @@ fn run() -> Result<()> {
                 Ok(())
             }
         }
+        Some("conformance") => {
+            println!("conformance: {}", conformance::check(&root)?);
+            Ok(())
+        }
         Some("test") => test(&root),
         Some("-h" | "--help" | "help") | None => {
             print!("{USAGE}");
@@ -70,6 +78,7 @@ fn project_root() -> PathBuf {
 fn test(root: &std::path::Path) -> Result<()> {
     codegen::check(root)?;
     println!("codegen: checked-in code matches proto/");
+    println!("conformance: {}", conformance::check(root)?);
     run_cargo(root, &["test", "--workspace", "--all-targets", "--locked"])?;
     run_cargo(root, &["test", "--workspace", "--doc", "--locked"])?;
     Ok(())
