@@ -1,0 +1,7 @@
+//! OpAMP server library.
+#![forbid(unsafe_code)]
+
+mod error;
+pub mod session;
+
+pub use error::Error;
