@@ -30,9 +30,13 @@ pub enum Error {
         /// The capability named by the message.
         capability: String,
     },
-    /// A custom message is already waiting to be sent (CUS-6: at most one per message).
-    #[error("a custom message is already pending; try again after it was sent")]
-    CustomMessagePending,
+    /// Too many custom messages are waiting to be sent (ERR-7: no growing queues); try
+    /// again after some were sent.
+    #[error("{pending} custom messages are already waiting to be sent")]
+    CustomMessageQueueFull {
+        /// How many are waiting.
+        pending: usize,
+    },
     /// The session was stopped.
     #[error("the session was stopped")]
     Stopped,

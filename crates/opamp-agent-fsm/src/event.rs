@@ -48,7 +48,9 @@ impl fmt::Display for TransportError {
             } => write!(f, "throttled by the server, retry after {d:?}"),
             Self::Throttled { retry_after: None } => write!(f, "throttled by the server"),
             Self::Unauthorized => write!(f, "the server rejected our credentials (401)"),
-            Self::RequestTooLarge => write!(f, "the server rejected the message as too large (413)"),
+            Self::RequestTooLarge => {
+                write!(f, "the server rejected the message as too large (413)")
+            }
             Self::ConnectionLost { reason } => write!(f, "connection lost: {reason}"),
             Self::MalformedResponse { reason } => write!(f, "malformed response: {reason}"),
         }
@@ -112,6 +114,9 @@ pub enum Event {
     ServerError(v1::ServerErrorResponse),
     /// The server's capabilities became known or changed (CAP-8).
     ServerCapabilitiesChanged(ServerCapabilities),
+    /// The server's custom capabilities became known or changed (CUS-1: the list replaces
+    /// the previous one). Added to the contract: informational.
+    ServerCustomCapabilities(Vec<String>),
     /// An outgoing message was not sent (over the size limit, or rejected with 413)
     /// (WSL-6, HSL-4, HSL-7).
     MessageDiscarded {

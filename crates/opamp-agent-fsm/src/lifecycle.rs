@@ -267,7 +267,10 @@ mod tests {
         assert_eq!(err.from, State::Initializing);
         assert_eq!(err.to, State::Running);
         let text = err.to_string();
-        assert!(text.contains("Initializing") && text.contains("Running"), "{text}");
+        assert!(
+            text.contains("Initializing") && text.contains("Running"),
+            "{text}"
+        );
         assert_eq!(l.state(), State::Initializing);
         l.apply(Transition::Disconnect).unwrap();
         assert!(l.apply(Transition::Disconnect).is_err());

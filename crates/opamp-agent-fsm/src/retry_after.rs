@@ -1,4 +1,4 @@
-//! Parsing the HTTP `Retry-After` header (THR-3, HTTP-9).
+//! Parsing the HTTP `Retry-After` header (THR-3, CONN-3).
 
 use std::time::{Duration, SystemTime};
 
@@ -12,7 +12,12 @@ use std::time::{Duration, SystemTime};
 /// assert_eq!(opamp_agent_fsm::parse_retry_after("120", now), Some(Duration::from_secs(120)));
 /// assert_eq!(
 ///     opamp_agent_fsm::parse_retry_after("Sun, 09 Sep 2001 01:48:40 GMT", now),
-///     Some(Duration::from_secs(1)),
+///     Some(Duration::from_secs(120)),
+/// );
+/// // A date in the past means "now".
+/// assert_eq!(
+///     opamp_agent_fsm::parse_retry_after("Sun, 09 Sep 2001 01:40:00 GMT", now),
+///     Some(Duration::ZERO),
 /// );
 /// assert_eq!(opamp_agent_fsm::parse_retry_after("soon", now), None);
 /// ```

@@ -112,13 +112,21 @@ pub struct Settings {
     /// the specification recommends at least 30 s). Default 30 s. The actual wait is
     /// `max(backoff, retry_after, throttle_floor)`.
     pub throttle_floor: Duration,
+    /// Send the full state as the first message of every new connection (`true`, the
+    /// default), or only on the very first one (`false`). SEQ-2 allows a WebSocket
+    /// *reconnect* to leave out fields unchanged since the previous connection; with `false`
+    /// the first message after a reconnect carries what changed since then, plus whatever
+    /// was sent on the previous connection without a reply. Full state on every connection
+    /// costs one larger message per reconnect and survives server restarts, replicas that
+    /// never saw the agent, and messages lost in the broken connection.
+    pub full_state_on_reconnect: bool,
 }
 
 impl Settings {
     /// Settings with the defaults: all of [`AgentCapabilities::REPORTS_STATUS`] and
     /// [`AgentCapabilities::REPORTS_HEARTBEAT`], heartbeats every 30 s, polling every 30 s,
     /// default [`Backoff`], no uid request, no custom capabilities, no reply timeout,
-    /// 64 MiB message limit, 30 s throttle floor.
+    /// 64 MiB message limit, 30 s throttle floor, full state on every connection.
     pub fn new(instance_uid: InstanceUid, transport: Transport, target: ConnectionTarget) -> Self {
         Self {
             instance_uid,
@@ -133,6 +141,7 @@ impl Settings {
             reply_timeout: None,
             max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
             throttle_floor: DEFAULT_THROTTLE_FLOOR,
+            full_state_on_reconnect: true,
         }
     }
 }
