@@ -470,13 +470,10 @@ impl Driver {
 
     async fn disconnect(&mut self) {
         if let Conn::Http { in_flight, .. } = &mut self.conn {
-            // The last request (normally the one carrying agent_disconnect, DISC-4) is
-            // allowed to finish; its reply is still handed to the session.
+            // The last request handed out (the goodbye, DISC-4) still goes out and is
+            // allowed to finish; per the driver protocol its reply is not reported.
             if let Some(f) = in_flight.take() {
-                if let Ok((_, Ok(msg))) = tokio::time::timeout(self.opts.request_timeout, f).await
-                {
-                    self.session.handle_message(now(), msg);
-                }
+                let _ = tokio::time::timeout(self.opts.request_timeout, f).await;
             }
         }
         self.close_connection().await;
