@@ -251,6 +251,12 @@ impl MockServer {
 
     /// Waits (at most [`GUARD`]) until `pred` holds for the recording.
     pub async fn wait(&self, what: &str, pred: impl Fn(&Recorded) -> bool) {
+        self.wait_for(GUARD, what, pred).await;
+    }
+
+    /// Like [`wait`](Self::wait) with another guard (for tests on the paused clock, where
+    /// the guard is virtual time and must outlast the protocol timers).
+    pub async fn wait_for(&self, guard: Duration, what: &str, pred: impl Fn(&Recorded) -> bool) {
         let fut = async {
             loop {
                 let notified = self.shared.notify.notified();
@@ -260,7 +266,7 @@ impl MockServer {
                 notified.await;
             }
         };
-        if tokio::time::timeout(GUARD, fut).await.is_err() {
+        if tokio::time::timeout(guard, fut).await.is_err() {
             panic!(
                 "timed out waiting for: {what}\nrecorded: {:#?}",
                 self.shared.rec.lock().unwrap()
@@ -484,10 +490,10 @@ pub async fn guard<T>(what: &str, fut: impl Future<Output = T>) -> T {
 pub async fn next_event<F>(
     events: &mut mpsc::Receiver<opamp_client::ClientEvent>,
     what: &str,
-    pred: F,
+    mut pred: F,
 ) -> opamp_client::ClientEvent
 where
-    F: Fn(&opamp_client::ClientEvent) -> bool,
+    F: FnMut(&opamp_client::ClientEvent) -> bool,
 {
     guard(what, async {
         loop {
