@@ -6,10 +6,12 @@
 //!   fail instead of writing when the checked-in code differs.
 //! - `conformance`: check that docs/CONFORMANCE.md names only tests that exist and covers
 //!   every requirement ID of the checklist.
-//! - `test`: the project's whole test suite (the command README.md names).
+//! - `test`: the project's whole test suite (the command README.md names); installs the
+//!   interop peers first (see `peers.rs`; `OPAMP_SKIP_PEERS=1` skips them).
 
 mod codegen;
 mod conformance;
+mod peers;
 
 use std::path::PathBuf;
 use std::process::{Command, ExitCode};
@@ -23,6 +25,7 @@ tasks:
   codegen [--check]   regenerate crates/opamp-proto/src/generated from proto/ (--check: fail on drift)
   conformance         check docs/CONFORMANCE.md against the tests and the requirements checklist
   test                run every test of the workspace (what CI runs)
+  peers               install the interop peers (npm, PyPI) and print their env vars
 ";
 
 fn main() -> ExitCode {
@@ -58,6 +61,12 @@ fn run() -> Result<()> {
             Ok(())
         }
         Some("test") => test(&root),
+        Some("peers") => {
+            for (key, value) in peers::install(&root)?.envs() {
+                println!("export {key}={}", value.to_string_lossy());
+            }
+            Ok(())
+        }
         Some("-h" | "--help" | "help") | None => {
             print!("{USAGE}");
             Ok(())
@@ -79,16 +88,34 @@ fn test(root: &std::path::Path) -> Result<()> {
     codegen::check(root)?;
     println!("codegen: checked-in code matches proto/");
     println!("conformance: {}", conformance::check(root)?);
-    run_cargo(root, &["test", "--workspace", "--all-targets", "--locked"])?;
-    run_cargo(root, &["test", "--workspace", "--doc", "--locked"])?;
+    let peer_envs = if std::env::var_os(peers::SKIP_VAR).is_some_and(|v| v == "1") {
+        println!(
+            "peers: {}=1, interop tests will skip themselves",
+            peers::SKIP_VAR
+        );
+        Vec::new()
+    } else {
+        peers::install(root)?.envs()
+    };
+    run_cargo(
+        root,
+        &["test", "--workspace", "--all-targets", "--locked"],
+        &peer_envs,
+    )?;
+    run_cargo(root, &["test", "--workspace", "--doc", "--locked"], &[])?;
     Ok(())
 }
 
-fn run_cargo(root: &std::path::Path, args: &[&str]) -> Result<()> {
+fn run_cargo(
+    root: &std::path::Path,
+    args: &[&str],
+    envs: &[(&str, std::ffi::OsString)],
+) -> Result<()> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     println!("xtask: cargo {}", args.join(" "));
     let status = Command::new(&cargo)
         .args(args)
+        .envs(envs.iter().map(|(k, v)| (*k, v)))
         .current_dir(root)
         .status()
         .with_context(|| format!("could not start {cargo}"))?;
