@@ -231,7 +231,11 @@ impl ClientBuilder {
     }
 
     /// Presents this client certificate (PEM chain and PEM private key) for mutual TLS.
-    pub fn client_certificate(mut self, cert_pem: impl Into<Vec<u8>>, key_pem: impl Into<Vec<u8>>) -> Self {
+    pub fn client_certificate(
+        mut self,
+        cert_pem: impl Into<Vec<u8>>,
+        key_pem: impl Into<Vec<u8>>,
+    ) -> Self {
         self.certificate = Some(v1::TlsCertificate {
             cert: cert_pem.into(),
             private_key: key_pem.into(),
@@ -309,7 +313,9 @@ impl ClientBuilder {
         header_map(&self.headers)?;
         tls::client_config(self.tls.as_ref(), self.certificate.as_ref())?;
         if self.max_message_size < 2 {
-            return Err(Error::Config("max_message_size must be at least 2 bytes".into()));
+            return Err(Error::Config(
+                "max_message_size must be at least 2 bytes".into(),
+            ));
         }
         let attrs = &mut self.description.non_identifying_attributes;
         if !attrs.iter().any(|kv| kv.key == "os.type") {
@@ -474,10 +480,7 @@ impl ClientHandle {
     }
 
     /// Replaces the remote config status (RCFG-3); it is also persisted.
-    pub async fn set_remote_config_status(
-        &self,
-        s: v1::RemoteConfigStatus,
-    ) -> Result<(), Error> {
+    pub async fn set_remote_config_status(&self, s: v1::RemoteConfigStatus) -> Result<(), Error> {
         self.send(Command::RemoteConfigStatus(s))
     }
 
@@ -500,10 +503,7 @@ impl ClientHandle {
     }
 
     /// Replaces the available components (AVC-1).
-    pub async fn set_available_components(
-        &self,
-        c: v1::AvailableComponents,
-    ) -> Result<(), Error> {
+    pub async fn set_available_components(&self, c: v1::AvailableComponents) -> Result<(), Error> {
         self.send(Command::AvailableComponents(c))
     }
 

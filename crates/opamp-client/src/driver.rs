@@ -51,22 +51,25 @@ enum Conn {
     /// Nothing open (before the first Connect, after a failure, while backing off).
     Idle,
     /// A WebSocket being opened.
-    WsConnecting(BoxFuture<Result<WsConnection, TransportError>>),
+    WsConnecting(BoxFuture<Result<Box<WsConnection>, TransportError>>),
     /// An open WebSocket.
-    Ws(WsConnection),
-    /// Plain HTTP: the transport, or the one request in flight that holds it (HTTP-6).
-    Http {
-        transport: Option<HttpTransport>,
-        in_flight: Option<BoxFuture<(HttpTransport, Result<v1::ServerToAgent, TransportError>)>>,
-        queue: VecDeque<v1::AgentToServer>,
-    },
+    Ws(Box<WsConnection>),
+    /// Plain HTTP.
+    Http(Box<HttpConn>),
+}
+
+/// Plain HTTP: the transport, or the one request in flight that holds it (HTTP-6).
+struct HttpConn {
+    transport: Option<HttpTransport>,
+    in_flight: Option<BoxFuture<(HttpTransport, Result<v1::ServerToAgent, TransportError>)>>,
+    queue: VecDeque<v1::AgentToServer>,
 }
 
 /// What the connection produced.
 enum ConnEvent {
-    WsOpened(Result<WsConnection, TransportError>),
+    WsOpened(Result<Box<WsConnection>, TransportError>),
     Ws(WsIncoming),
-    HttpDone(HttpTransport, Result<v1::ServerToAgent, TransportError>),
+    HttpDone(Box<(HttpTransport, Result<v1::ServerToAgent, TransportError>)>),
 }
 
 /// Waits for the connection's next event; never completes while there is nothing to wait
@@ -76,11 +79,8 @@ async fn next_conn_event(conn: &mut Conn) -> ConnEvent {
         Conn::Idle => std::future::pending().await,
         Conn::WsConnecting(f) => ConnEvent::WsOpened(f.await),
         Conn::Ws(ws) => ConnEvent::Ws(ws.recv().await),
-        Conn::Http { in_flight, .. } => match in_flight.as_mut() {
-            Some(f) => {
-                let (t, r) = f.await;
-                ConnEvent::HttpDone(t, r)
-            }
+        Conn::Http(h) => match h.in_flight.as_mut() {
+            Some(f) => ConnEvent::HttpDone(Box::new(f.await)),
             None => std::future::pending().await,
         },
     }
@@ -269,7 +269,10 @@ impl Driver {
             if self.stopped {
                 break;
             }
-            let deadline = self.session.poll_timeout().map(tokio::time::Instant::from_std);
+            let deadline = self
+                .session
+                .poll_timeout()
+                .map(tokio::time::Instant::from_std);
             let commands_open = self.commands_open;
             let stop_deadline = self.stop_deadline;
             tokio::select! {
@@ -371,11 +374,12 @@ impl Driver {
                     self.session.handle_transport_error(now(), e);
                 }
             }
-            Conn::Http {
-                transport,
-                in_flight,
-                queue,
-            } => {
+            Conn::Http(h) => {
+                let HttpConn {
+                    transport,
+                    in_flight,
+                    queue,
+                } = &mut **h;
                 if limit.check_outgoing(msg.encoded_len()).is_err() {
                     let reason = format!(
                         "AgentToServer of {} bytes is over the limit; not sent (HSL-7)",
@@ -409,7 +413,10 @@ impl Driver {
 
     // ---- actions
 
-    fn tls_config(&mut self, target: &ConnectionTarget) -> Result<Arc<rustls::ClientConfig>, Error> {
+    fn tls_config(
+        &mut self,
+        target: &ConnectionTarget,
+    ) -> Result<Arc<rustls::ClientConfig>, Error> {
         let key: TlsKey = (target.tls.clone(), target.certificate.clone());
         if let Some((k, config)) = &self.tls_cache {
             if *k == key {
@@ -450,7 +457,9 @@ impl Driver {
             let limits = self.opts.limits;
             let timeout = self.opts.connect_timeout;
             self.conn = Conn::WsConnecting(Box::pin(async move {
-                ws::connect(&endpoint, &headers, tls, limits, timeout).await
+                ws::connect(&endpoint, &headers, tls, limits, timeout)
+                    .await
+                    .map(Box::new)
             }));
         } else {
             let options = HttpOptions {
@@ -458,21 +467,21 @@ impl Driver {
                 limits: self.opts.limits,
                 request_timeout: self.opts.request_timeout,
             };
-            self.conn = Conn::Http {
+            self.conn = Conn::Http(Box::new(HttpConn {
                 transport: Some(HttpTransport::new(endpoint, headers, tls, options)),
                 in_flight: None,
                 queue: VecDeque::new(),
-            };
+            }));
             // HTTP has no connection: ready right away (driver protocol, step 2).
             self.session.handle_connected(now());
         }
     }
 
     async fn disconnect(&mut self) {
-        if let Conn::Http { in_flight, .. } = &mut self.conn {
+        if let Conn::Http(h) = &mut self.conn {
             // The last request handed out (the goodbye, DISC-4) still goes out and is
             // allowed to finish; per the driver protocol its reply is not reported.
-            if let Some(f) = in_flight.take() {
+            if let Some(f) = h.in_flight.take() {
                 let _ = tokio::time::timeout(self.opts.request_timeout, f).await;
             }
         }
@@ -484,7 +493,7 @@ impl Driver {
     async fn close_connection(&mut self) {
         match std::mem::replace(&mut self.conn, Conn::Idle) {
             Conn::Ws(ws) => ws.close(self.opts.close_timeout).await,
-            Conn::Idle | Conn::WsConnecting(_) | Conn::Http { .. } => {}
+            Conn::Idle | Conn::WsConnecting(_) | Conn::Http(_) => {}
         }
     }
 
@@ -500,7 +509,7 @@ impl Driver {
                 self.conn = Conn::Idle;
                 self.session.handle_transport_error(now(), e);
             }
-            ConnEvent::Ws(WsIncoming::Message(msg)) => self.on_message(msg).await,
+            ConnEvent::Ws(WsIncoming::Message(msg)) => self.on_message(*msg).await,
             ConnEvent::Ws(WsIncoming::Malformed(reason)) => {
                 tracing::warn!("dropped a malformed message from the server: {reason}");
                 self.emit(ClientEvent::MalformedMessage { reason }).await;
@@ -521,13 +530,15 @@ impl Driver {
                 self.conn = Conn::Idle;
                 self.session.handle_transport_error(now(), e);
             }
-            ConnEvent::HttpDone(t, result) => {
+            ConnEvent::HttpDone(done) => {
+                let (t, result) = *done;
                 let next = match &mut self.conn {
-                    Conn::Http {
-                        transport,
-                        in_flight,
-                        queue,
-                    } => {
+                    Conn::Http(h) => {
+                        let HttpConn {
+                            transport,
+                            in_flight,
+                            queue,
+                        } = &mut **h;
                         *in_flight = None;
                         match queue.pop_front() {
                             Some(msg) => {

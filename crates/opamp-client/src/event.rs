@@ -12,6 +12,9 @@ use opamp_proto::{InstanceUid, ServerCapabilities, v1};
 /// the capabilities the agent declared (CAP-5). Items that must survive a restart
 /// (instance uid, remote config, OpAMP connection settings) have already been written to
 /// the [`StateStore`](crate::StateStore) when the event arrives.
+// Events are produced rarely and moved once; boxing the offers would only make matching
+// on them clumsier for the application.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub enum ClientEvent {

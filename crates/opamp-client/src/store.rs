@@ -74,11 +74,9 @@ pub trait StateStore: Send + Sync + 'static {
     /// Stores the last remote configuration received.
     fn save_remote_config(&self, config: &v1::AgentRemoteConfig) -> Result<(), StoreError>;
     /// Stores the last remote configuration status reported.
-    fn save_remote_config_status(&self, status: &v1::RemoteConfigStatus)
-    -> Result<(), StoreError>;
+    fn save_remote_config_status(&self, status: &v1::RemoteConfigStatus) -> Result<(), StoreError>;
     /// Stores (`Some`) or clears (`None`) the candidate OpAMP connection settings.
-    fn save_candidate_settings(&self, target: Option<&ConnectionTarget>)
-    -> Result<(), StoreError>;
+    fn save_candidate_settings(&self, target: Option<&ConnectionTarget>) -> Result<(), StoreError>;
     /// Stores the valid OpAMP connection settings.
     fn save_valid_settings(&self, target: &ConnectionTarget) -> Result<(), StoreError>;
 }
@@ -93,16 +91,10 @@ impl<S: StateStore + ?Sized> StateStore for Arc<S> {
     fn save_remote_config(&self, config: &v1::AgentRemoteConfig) -> Result<(), StoreError> {
         (**self).save_remote_config(config)
     }
-    fn save_remote_config_status(
-        &self,
-        status: &v1::RemoteConfigStatus,
-    ) -> Result<(), StoreError> {
+    fn save_remote_config_status(&self, status: &v1::RemoteConfigStatus) -> Result<(), StoreError> {
         (**self).save_remote_config_status(status)
     }
-    fn save_candidate_settings(
-        &self,
-        target: Option<&ConnectionTarget>,
-    ) -> Result<(), StoreError> {
+    fn save_candidate_settings(&self, target: Option<&ConnectionTarget>) -> Result<(), StoreError> {
         (**self).save_candidate_settings(target)
     }
     fn save_valid_settings(&self, target: &ConnectionTarget) -> Result<(), StoreError> {
@@ -159,17 +151,11 @@ impl StateStore for MemoryStateStore {
         self.lock().remote_config = Some(config.clone());
         Ok(())
     }
-    fn save_remote_config_status(
-        &self,
-        status: &v1::RemoteConfigStatus,
-    ) -> Result<(), StoreError> {
+    fn save_remote_config_status(&self, status: &v1::RemoteConfigStatus) -> Result<(), StoreError> {
         self.lock().remote_config_status = Some(status.clone());
         Ok(())
     }
-    fn save_candidate_settings(
-        &self,
-        target: Option<&ConnectionTarget>,
-    ) -> Result<(), StoreError> {
+    fn save_candidate_settings(&self, target: Option<&ConnectionTarget>) -> Result<(), StoreError> {
         self.lock().candidate_settings = target.cloned();
         Ok(())
     }
@@ -377,12 +363,14 @@ impl StateStore for FileStateStore {
             None => None,
             Some(data) => {
                 let text = String::from_utf8_lossy(&data);
-                Some(text.trim().parse::<InstanceUid>().map_err(|e| {
-                    StoreError::Corrupt {
-                        path: self.dir.join(UID_FILE),
-                        reason: e.to_string(),
-                    }
-                })?)
+                Some(
+                    text.trim()
+                        .parse::<InstanceUid>()
+                        .map_err(|e| StoreError::Corrupt {
+                            path: self.dir.join(UID_FILE),
+                            reason: e.to_string(),
+                        })?,
+                )
             }
         };
         Ok(PersistedState {
@@ -406,17 +394,11 @@ impl StateStore for FileStateStore {
         self.write(REMOTE_CONFIG_FILE, &config.encode_to_vec())
     }
 
-    fn save_remote_config_status(
-        &self,
-        status: &v1::RemoteConfigStatus,
-    ) -> Result<(), StoreError> {
+    fn save_remote_config_status(&self, status: &v1::RemoteConfigStatus) -> Result<(), StoreError> {
         self.write(REMOTE_CONFIG_STATUS_FILE, &status.encode_to_vec())
     }
 
-    fn save_candidate_settings(
-        &self,
-        target: Option<&ConnectionTarget>,
-    ) -> Result<(), StoreError> {
+    fn save_candidate_settings(&self, target: Option<&ConnectionTarget>) -> Result<(), StoreError> {
         match target {
             Some(t) => self.write(CANDIDATE_FILE, &target_to_stored(t).encode_to_vec()),
             None => self.remove(CANDIDATE_FILE),
@@ -467,9 +449,13 @@ mod tests {
         };
         store.save_remote_config_status(&status).unwrap();
         store.save_valid_settings(&target("ws://a/")).unwrap();
-        store.save_candidate_settings(Some(&target("wss://b/"))).unwrap();
+        store
+            .save_candidate_settings(Some(&target("wss://b/")))
+            .unwrap();
 
-        let again = FileStateStore::new(dir.path().join("state")).load().unwrap();
+        let again = FileStateStore::new(dir.path().join("state"))
+            .load()
+            .unwrap();
         assert_eq!(again.instance_uid, Some(uid));
         assert_eq!(again.remote_config, Some(cfg));
         assert_eq!(again.remote_config_status, Some(status));
@@ -501,11 +487,12 @@ mod tests {
         let state = FileStateStore::new(dir.path()).load().unwrap();
         assert_eq!(state.instance_uid, Some(old));
         // Loading cleaned the leftovers.
-        assert!(
-            fs::read_dir(dir.path())
-                .unwrap()
-                .all(|e| !e.unwrap().file_name().to_string_lossy().contains(TMP_MARKER))
-        );
+        assert!(fs::read_dir(dir.path()).unwrap().all(|e| {
+            !e.unwrap()
+                .file_name()
+                .to_string_lossy()
+                .contains(TMP_MARKER)
+        }));
     }
 
     #[test]

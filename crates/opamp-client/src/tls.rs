@@ -301,7 +301,12 @@ mod tests {
         };
         assert_eq!(protocol_versions(None).unwrap().len(), 2);
         assert_eq!(protocol_versions(Some(&t("1.3", ""))).unwrap().len(), 1);
-        assert_eq!(protocol_versions(Some(&t("TLSv1.2", "TLSv1.2"))).unwrap().len(), 1);
+        assert_eq!(
+            protocol_versions(Some(&t("TLSv1.2", "TLSv1.2")))
+                .unwrap()
+                .len(),
+            1
+        );
         assert!(protocol_versions(Some(&t("1.3", "1.2"))).is_err());
         assert!(protocol_versions(Some(&t("banana", ""))).is_err());
     }
@@ -312,12 +317,18 @@ mod tests {
             ca_pem_contents: "not a pem".into(),
             ..Default::default()
         };
-        assert!(matches!(client_config(Some(&tls), None), Err(Error::Tls(_))));
+        assert!(matches!(
+            client_config(Some(&tls), None),
+            Err(Error::Tls(_))
+        ));
         let cert = v1::TlsCertificate {
             cert: b"garbage".to_vec(),
             private_key: b"garbage".to_vec(),
             ca_cert: vec![],
         };
-        assert!(matches!(client_config(None, Some(&cert)), Err(Error::Tls(_))));
+        assert!(matches!(
+            client_config(None, Some(&cert)),
+            Err(Error::Tls(_))
+        ));
     }
 }

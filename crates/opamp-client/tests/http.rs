@@ -1,6 +1,8 @@
 //! Plain-HTTP transport against the scripted mock server: headers, gzip, limits,
 //! statuses (401, 413, 429, 503), one request in flight, new uid, goodbye.
 
+#![allow(clippy::unwrap_used)] // tests and their support module may unwrap
+
 mod support;
 
 use std::time::{Duration, SystemTime};
@@ -32,7 +34,10 @@ async fn posts_protobuf_with_uid_and_custom_headers_http_1_http_7_http_11_opc_7(
             assert_eq!(req.headers["opamp-instance-uid"], uid.to_string().as_str());
             assert!(req.headers.get("content-encoding").is_none());
             assert_eq!(req.headers["accept-encoding"], "gzip");
-            let msg = req.msg.as_ref().expect("a decodable AgentToServer (HTTP-1)");
+            let msg = req
+                .msg
+                .as_ref()
+                .expect("a decodable AgentToServer (HTTP-1)");
             assert_eq!(msg.instance_uid, uid.to_vec());
         }
     });
@@ -63,7 +68,12 @@ async fn gzip_request_bodies_and_gzip_responses_http_9() {
         assert_eq!(first.headers["content-encoding"], "gzip");
         let msg = first.msg.as_ref().expect("the gzipped body decodes");
         // Compressed on the wire: much smaller than the encoded message.
-        assert!(first.raw_len < msg.encoded_len() / 2, "{} vs {}", first.raw_len, msg.encoded_len());
+        assert!(
+            first.raw_len < msg.encoded_len() / 2,
+            "{} vs {}",
+            first.raw_len,
+            msg.encoded_len()
+        );
     });
     handle.stop().await.unwrap();
 }
@@ -138,7 +148,9 @@ async fn unauthorized_is_an_authentication_event_conn_6() {
         matches!(e, ClientEvent::AuthenticationFailed)
     })
     .await;
-    server.wait("retried after backoff", |r| r.http.len() >= 2).await;
+    server
+        .wait("retried after backoff", |r| r.http.len() >= 2)
+        .await;
     handle.stop().await.unwrap();
 }
 
@@ -172,7 +184,10 @@ async fn request_too_large_is_not_retried_hsl_4() {
 
 async fn throttled(status: u16, retry_after: String) -> (Option<Duration>, Duration) {
     let server = MockServer::start().await;
-    server.reply([Reply::Status(status, vec![("Retry-After".into(), retry_after)])]);
+    server.reply([Reply::Status(
+        status,
+        vec![("Retry-After".into(), retry_after)],
+    )]);
     let client = poll_fast(OpampClient::builder(server.http_url()))
         .capabilities(caps())
         .build()
@@ -204,7 +219,10 @@ async fn service_unavailable_with_http_date_thr_3() {
     let date = httpdate::fmt_http_date(SystemTime::now() + Duration::from_secs(120));
     let (retry_after, retry_in) = throttled(503, date).await;
     let d = retry_after.expect("HTTP-date parsed");
-    assert!(d > Duration::from_secs(100) && d <= Duration::from_secs(120), "{d:?}");
+    assert!(
+        d > Duration::from_secs(100) && d <= Duration::from_secs(120),
+        "{d:?}"
+    );
     assert!(retry_in >= d);
 }
 
@@ -259,15 +277,25 @@ async fn new_instance_uid_switches_the_header_uid_6_http_11() {
         .unwrap();
     let (handle, mut events) = client.start().await.unwrap();
     let old = handle.instance_uid().await;
-    next_event(&mut events, "new uid", |e| {
-        matches!(e, ClientEvent::NewInstanceUid(u) if *u == new)
-    })
+    next_event(
+        &mut events,
+        "new uid",
+        |e| matches!(e, ClientEvent::NewInstanceUid(u) if *u == new),
+    )
     .await;
-    server.wait("a request after the switch", |r| r.http.len() >= 2).await;
+    server
+        .wait("a request after the switch", |r| r.http.len() >= 2)
+        .await;
     server.with(|r| {
-        assert_eq!(r.http[0].headers["opamp-instance-uid"], old.to_string().as_str());
+        assert_eq!(
+            r.http[0].headers["opamp-instance-uid"],
+            old.to_string().as_str()
+        );
         let later = &r.http[r.http.len() - 1];
-        assert_eq!(later.headers["opamp-instance-uid"], new.to_string().as_str());
+        assert_eq!(
+            later.headers["opamp-instance-uid"],
+            new.to_string().as_str()
+        );
         assert_eq!(later.msg.as_ref().unwrap().instance_uid, new.to_vec());
     });
     handle.stop().await.unwrap();
@@ -282,7 +310,10 @@ async fn last_post_carries_agent_disconnect_disc_4() {
         .unwrap();
     let (handle, mut events) = client.start().await.unwrap();
     server.wait("first request", |r| !r.http.is_empty()).await;
-    next_event(&mut events, "connected", |e| matches!(e, ClientEvent::Connected)).await;
+    next_event(&mut events, "connected", |e| {
+        matches!(e, ClientEvent::Connected)
+    })
+    .await;
     handle.stop().await.unwrap();
     server.with(|r| {
         let last = r.http.last().unwrap().msg.as_ref().unwrap();
@@ -301,7 +332,9 @@ async fn polls_at_the_configured_interval_http_3_http_4() {
         .unwrap();
     let (handle, _events) = client.start().await.unwrap();
     server
-        .wait_for(Duration::from_secs(600), "three requests", |r| r.http.len() >= 3)
+        .wait_for(Duration::from_secs(600), "three requests", |r| {
+            r.http.len() >= 3
+        })
         .await;
     let times: Vec<_> = server.with(|r| r.http.iter().map(|h| h.at).collect());
     for pair in times.windows(2).skip(1) {

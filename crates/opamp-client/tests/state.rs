@@ -1,6 +1,8 @@
 //! Persistent state across restarts: instance uid, remote config and its status, and the
 //! OpAMP connection settings offer flow (candidate → valid, or revert; OPC-5).
 
+#![allow(clippy::unwrap_used)] // tests and their support module may unwrap
+
 mod support;
 
 use opamp_client::{
@@ -63,13 +65,19 @@ async fn remote_config_assigned_uid_and_status_survive_a_restart_uid_6_rcfg_3() 
     })]);
     // The reply goes to the next request; make one.
     handle.set_health(Default::default()).await.unwrap();
-    next_event(&mut events, "config", |e| matches!(e, ClientEvent::RemoteConfig(_))).await;
+    next_event(&mut events, "config", |e| {
+        matches!(e, ClientEvent::RemoteConfig(_))
+    })
+    .await;
     let status = v1::RemoteConfigStatus {
         last_remote_config_hash: b"h1".to_vec(),
         status: v1::RemoteConfigStatuses::Applied as i32,
         error_message: String::new(),
     };
-    handle.set_remote_config_status(status.clone()).await.unwrap();
+    handle
+        .set_remote_config_status(status.clone())
+        .await
+        .unwrap();
     handle.stop().await.unwrap();
 
     let stored = FileStateStore::new(dir.path()).load().unwrap();
@@ -124,7 +132,8 @@ async fn offered_settings_are_tried_and_persisted_as_valid_opc_4_opc_5() {
         .start()
         .await
         .unwrap();
-    old.wait("first message", |r| !r.ws_messages().is_empty()).await;
+    old.wait("first message", |r| !r.ws_messages().is_empty())
+        .await;
     old.push(Reply::Message(offer(&new.ws_url())));
     let ev = next_event(&mut events, "candidate", |e| {
         matches!(e, ClientEvent::OpampSettingsCandidate(_))
@@ -143,7 +152,10 @@ async fn offered_settings_are_tried_and_persisted_as_valid_opc_4_opc_5() {
         r.ws_messages().iter().any(|m| m.agent_disconnect.is_some())
     })
     .await;
-    new.wait("connected to the new endpoint", |r| !r.ws_messages().is_empty()).await;
+    new.wait("connected to the new endpoint", |r| {
+        !r.ws_messages().is_empty()
+    })
+    .await;
     new.with(|r| assert_eq!(r.upgrades[0].0["authorization"], "Bearer new"));
     let state = store.snapshot();
     assert_eq!(state.valid_settings.unwrap().endpoint, new.ws_url());
@@ -170,9 +182,11 @@ async fn a_stored_candidate_is_resumed_after_a_restart_opc_5() {
         .start()
         .await
         .unwrap();
-    next_event(&mut events, "accepted", |e| {
-        matches!(e, ClientEvent::OpampSettingsAccepted(t) if t.endpoint == candidate.ws_url())
-    })
+    next_event(
+        &mut events,
+        "accepted",
+        |e| matches!(e, ClientEvent::OpampSettingsAccepted(t) if t.endpoint == candidate.ws_url()),
+    )
     .await;
     handle.stop().await.unwrap();
     assert!(valid.with(|r| r.upgrades.is_empty()));
@@ -204,7 +218,11 @@ async fn a_stored_candidate_that_fails_is_reverted_opc_5_step_9() {
         matches!(e, ClientEvent::OpampSettingsRejected { target, .. } if target.endpoint == broken.ws_url())
     })
     .await;
-    valid.wait("back on the valid settings", |r| !r.ws_messages().is_empty()).await;
+    valid
+        .wait("back on the valid settings", |r| {
+            !r.ws_messages().is_empty()
+        })
+        .await;
     handle.stop().await.unwrap();
     let state = store.snapshot();
     assert_eq!(state.candidate_settings, None);

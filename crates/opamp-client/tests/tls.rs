@@ -1,5 +1,7 @@
 //! TLS and mutual TLS over both transports, with certificates made by rcgen at test time.
 
+#![allow(clippy::unwrap_used)] // tests and their support module may unwrap
+
 mod support;
 
 use opamp_client::{ClientEvent, OpampClient};
@@ -7,7 +9,13 @@ use support::pki::Pki;
 use support::{MockServer, caps, fast, next_event};
 
 async fn connects(server: &MockServer, builder: opamp_client::ClientBuilder) {
-    let (handle, mut events) = builder.capabilities(caps()).build().unwrap().start().await.unwrap();
+    let (handle, mut events) = builder
+        .capabilities(caps())
+        .build()
+        .unwrap()
+        .start()
+        .await
+        .unwrap();
     next_event(&mut events, "first reply", |e| {
         matches!(e, ClientEvent::ServerCapabilitiesChanged(_))
     })
@@ -17,7 +25,13 @@ async fn connects(server: &MockServer, builder: opamp_client::ClientBuilder) {
 }
 
 async fn fails(server: &MockServer, builder: opamp_client::ClientBuilder) {
-    let (handle, mut events) = builder.capabilities(caps()).build().unwrap().start().await.unwrap();
+    let (handle, mut events) = builder
+        .capabilities(caps())
+        .build()
+        .unwrap()
+        .start()
+        .await
+        .unwrap();
     let ev = next_event(&mut events, "connect failure", |e| {
         matches!(
             e,
@@ -34,14 +48,22 @@ async fn fails(server: &MockServer, builder: opamp_client::ClientBuilder) {
 async fn wss_with_the_right_ca_connects_sec_10() {
     let pki = Pki::new();
     let server = MockServer::start_tls(pki.server_config(false)).await;
-    connects(&server, fast(OpampClient::builder(server.wss_url())).ca_pem(pki.ca_pem.clone())).await;
+    connects(
+        &server,
+        fast(OpampClient::builder(server.wss_url())).ca_pem(pki.ca_pem.clone()),
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn https_with_the_right_ca_connects_sec_10() {
     let pki = Pki::new();
     let server = MockServer::start_tls(pki.server_config(false)).await;
-    connects(&server, fast(OpampClient::builder(server.https_url())).ca_pem(pki.ca_pem.clone())).await;
+    connects(
+        &server,
+        fast(OpampClient::builder(server.https_url())).ca_pem(pki.ca_pem.clone()),
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -52,7 +74,11 @@ async fn a_client_without_the_right_ca_fails_sec_10() {
     // System roots only.
     fails(&server, fast(OpampClient::builder(server.wss_url()))).await;
     // Another CA.
-    fails(&server, fast(OpampClient::builder(server.https_url())).ca_pem(other.ca_pem.clone())).await;
+    fails(
+        &server,
+        fast(OpampClient::builder(server.https_url())).ca_pem(other.ca_pem.clone()),
+    )
+    .await;
     assert!(server.with(|r| r.tls_failures) >= 2);
 }
 
@@ -60,7 +86,11 @@ async fn a_client_without_the_right_ca_fails_sec_10() {
 async fn mtls_server_requires_the_client_certificate() {
     let pki = Pki::new();
     let server = MockServer::start_tls(pki.server_config(true)).await;
-    fails(&server, fast(OpampClient::builder(server.wss_url())).ca_pem(pki.ca_pem.clone())).await;
+    fails(
+        &server,
+        fast(OpampClient::builder(server.wss_url())).ca_pem(pki.ca_pem.clone()),
+    )
+    .await;
     connects(
         &server,
         fast(OpampClient::builder(server.wss_url()))
@@ -95,6 +125,11 @@ fn bad_pem_is_refused_at_build_time() {
         .build()
         .unwrap_err();
     assert!(matches!(err, opamp_client::Error::Tls(_)), "{err}");
-    let err = OpampClient::builder("ftp://localhost/").build().unwrap_err();
-    assert!(matches!(err, opamp_client::Error::InvalidEndpoint(_)), "{err}");
+    let err = OpampClient::builder("ftp://localhost/")
+        .build()
+        .unwrap_err();
+    assert!(
+        matches!(err, opamp_client::Error::InvalidEndpoint(_)),
+        "{err}"
+    );
 }

@@ -1,6 +1,8 @@
 //! WebSocket transport against the scripted mock server: framing, bad input, limits,
 //! headers, reconnects, throttling and the closing handshake.
 
+#![allow(clippy::unwrap_used)] // tests and their support module may unwrap
+
 mod support;
 
 use std::time::Duration;
@@ -24,8 +26,13 @@ async fn every_message_has_the_zero_header_and_headers_reach_the_upgrade_ws_3_op
         .build()
         .unwrap();
     let (handle, mut events) = client.start().await.unwrap();
-    next_event(&mut events, "connected", |e| matches!(e, ClientEvent::Connected)).await;
-    server.wait("first message", |r| !r.ws_messages().is_empty()).await;
+    next_event(&mut events, "connected", |e| {
+        matches!(e, ClientEvent::Connected)
+    })
+    .await;
+    server
+        .wait("first message", |r| !r.ws_messages().is_empty())
+        .await;
     handle
         .set_health(v1::ComponentHealth {
             healthy: true,
@@ -33,7 +40,9 @@ async fn every_message_has_the_zero_header_and_headers_reach_the_upgrade_ws_3_op
         })
         .await
         .unwrap();
-    server.wait("second message", |r| r.ws_messages().len() >= 2).await;
+    server
+        .wait("second message", |r| r.ws_messages().len() >= 2)
+        .await;
     server.with(|r| {
         let (headers, _) = &r.upgrades[0];
         assert_eq!(headers["authorization"], "Bearer secret");
@@ -45,8 +54,15 @@ async fn every_message_has_the_zero_header_and_headers_reach_the_upgrade_ws_3_op
         }
         let first = &r.ws_messages()[0];
         assert_eq!(first.instance_uid.len(), 16, "UID-3");
-        let desc = first.agent_description.as_ref().expect("full first report (SEQ-1)");
-        assert!(desc.identifying_attributes.iter().any(|kv| kv.key == "service.name"));
+        let desc = first
+            .agent_description
+            .as_ref()
+            .expect("full first report (SEQ-1)");
+        assert!(
+            desc.identifying_attributes
+                .iter()
+                .any(|kv| kv.key == "service.name")
+        );
     });
     handle.stop().await.unwrap();
 }
@@ -59,7 +75,9 @@ async fn legacy_headerless_frames_are_accepted_ws_7() {
         .build()
         .unwrap();
     let (handle, mut events) = client.start().await.unwrap();
-    server.wait("first message", |r| !r.ws_messages().is_empty()).await;
+    server
+        .wait("first message", |r| !r.ws_messages().is_empty())
+        .await;
     // A ServerToAgent without the 0x00 header, as pre-2023 servers sent it.
     server.push(Reply::Raw(config_msg(b"legacy", b"a: 1").encode_to_vec()));
     next_event(&mut events, "legacy config", is_config(b"legacy")).await;
@@ -75,7 +93,9 @@ async fn bad_input_is_dropped_and_the_connection_keeps_working_ws_1_ws_4_uid_7_m
         .unwrap();
     let (handle, mut events) = client.start().await.unwrap();
     let uid = handle.instance_uid().await;
-    server.wait("first message", |r| !r.ws_messages().is_empty()).await;
+    server
+        .wait("first message", |r| !r.ws_messages().is_empty())
+        .await;
 
     // Garbage protobuf after a valid header.
     server.push(Reply::Raw(vec![0x00, 0x0a, 0xff, 0xff]));
@@ -87,15 +107,19 @@ async fn bad_input_is_dropped_and_the_connection_keeps_working_ws_1_ws_4_uid_7_m
     let mut framed = vec![0x05];
     framed.extend(config_msg(b"bad-header", b"x").encode_to_vec());
     server.push(Reply::Raw(framed));
-    next_event(&mut events, "non-zero header dropped", |e| {
-        matches!(e, ClientEvent::MalformedMessage { reason } if reason.contains("header"))
-    })
+    next_event(
+        &mut events,
+        "non-zero header dropped",
+        |e| matches!(e, ClientEvent::MalformedMessage { reason } if reason.contains("header")),
+    )
     .await;
     // A text frame (WS-1).
     server.push(Reply::Text("hello".into()));
-    next_event(&mut events, "text frame dropped", |e| {
-        matches!(e, ClientEvent::MalformedMessage { reason } if reason.contains("text"))
-    })
+    next_event(
+        &mut events,
+        "text frame dropped",
+        |e| matches!(e, ClientEvent::MalformedMessage { reason } if reason.contains("text")),
+    )
     .await;
     // A 10-byte new_instance_uid (UID-7): ignored, the uid stays.
     server.push(Reply::Message(v1::ServerToAgent {
@@ -121,7 +145,10 @@ async fn bad_input_is_dropped_and_the_connection_keeps_working_ws_1_ws_4_uid_7_m
     server.push(Reply::Message(config_msg(b"good", b"a: 1")));
     let mut seen = Vec::new();
     let ev = next_event(&mut events, "good config", |e| {
-        matches!(e, ClientEvent::RemoteConfig(_) | ClientEvent::NewInstanceUid(_))
+        matches!(
+            e,
+            ClientEvent::RemoteConfig(_) | ClientEvent::NewInstanceUid(_)
+        )
     })
     .await;
     seen.push(ev);
@@ -129,7 +156,11 @@ async fn bad_input_is_dropped_and_the_connection_keeps_working_ws_1_ws_4_uid_7_m
         matches!(&seen[0], ClientEvent::RemoteConfig(c) if c.config_hash == b"good"),
         "nothing from the bad messages was applied: {seen:?}"
     );
-    assert_eq!(handle.instance_uid().await, uid, "UID-7: 10-byte uid ignored");
+    assert_eq!(
+        handle.instance_uid().await,
+        uid,
+        "UID-7: 10-byte uid ignored"
+    );
     assert_eq!(server.with(|r| r.ws_opened()), 1, "no reconnect was needed");
     handle.stop().await.unwrap();
 }
@@ -143,7 +174,9 @@ async fn oversized_server_message_closes_with_1009_then_recovers_wsl_4() {
         .build()
         .unwrap();
     let (handle, mut events) = client.start().await.unwrap();
-    server.wait("first message", |r| !r.ws_messages().is_empty()).await;
+    server
+        .wait("first message", |r| !r.ws_messages().is_empty())
+        .await;
     server.push(Reply::Message(config_msg(b"huge", &vec![b'x'; 10_000])));
     server
         .wait("close 1009", |r| {
@@ -154,11 +187,10 @@ async fn oversized_server_message_closes_with_1009_then_recovers_wsl_4() {
     server.wait("reconnected", |r| r.ws_opened() >= 2).await;
     server
         .wait("report on the new connection", |r| {
-            let opened = r
-                .ws
-                .iter()
-                .rposition(|e| matches!(e, WsEvent::Opened(_)))
-                .unwrap();
+            let opened =
+                r.ws.iter()
+                    .rposition(|e| matches!(e, WsEvent::Opened(_)))
+                    .unwrap();
             r.ws[opened..]
                 .iter()
                 .any(|e| matches!(e, WsEvent::Message { .. }))
@@ -187,7 +219,9 @@ async fn oversized_outgoing_message_is_not_sent_wsl_6() {
         matches!(e, ClientEvent::MessageDiscarded { .. })
     })
     .await;
-    server.wait("a bare message instead", |r| !r.ws_messages().is_empty()).await;
+    server
+        .wait("a bare message instead", |r| !r.ws_messages().is_empty())
+        .await;
     server.with(|r| {
         for m in r.ws_messages() {
             assert!(m.encoded_len() < 512);
@@ -205,25 +239,30 @@ async fn stop_sends_agent_disconnect_then_close_handshake_disc_2() {
         .build()
         .unwrap();
     let (handle, mut events) = client.start().await.unwrap();
-    server.wait("first message", |r| !r.ws_messages().is_empty()).await;
+    server
+        .wait("first message", |r| !r.ws_messages().is_empty())
+        .await;
     handle.stop().await.unwrap();
-    server.wait("close seen", |r| {
-        r.ws.iter().any(|e| matches!(e, WsEvent::Close(_)))
-    })
-    .await;
+    server
+        .wait("close seen", |r| {
+            r.ws.iter().any(|e| matches!(e, WsEvent::Close(_)))
+        })
+        .await;
     server.with(|r| {
-        let msgs: Vec<_> = r
-            .ws
-            .iter()
-            .filter(|e| matches!(e, WsEvent::Message { .. } | WsEvent::Close(_)))
-            .collect();
+        let msgs: Vec<_> =
+            r.ws.iter()
+                .filter(|e| matches!(e, WsEvent::Message { .. } | WsEvent::Close(_)))
+                .collect();
         let n = msgs.len();
         assert!(n >= 2);
         assert!(
             matches!(msgs[n - 2], WsEvent::Message { msg, .. } if msg.agent_disconnect.is_some()),
             "DISC-1: the last message carries agent_disconnect: {msgs:?}"
         );
-        assert!(matches!(msgs[n - 1], WsEvent::Close(Some(1000))), "{msgs:?}");
+        assert!(
+            matches!(msgs[n - 1], WsEvent::Close(Some(1000))),
+            "{msgs:?}"
+        );
     });
     // The event stream ends with Stopped.
     let mut last = None;
@@ -250,7 +289,10 @@ async fn unauthorized_upgrade_is_an_authentication_event_conn_6() {
     })
     .await;
     // Retried with backoff; the next upgrade is accepted.
-    next_event(&mut events, "connected", |e| matches!(e, ClientEvent::Connected)).await;
+    next_event(&mut events, "connected", |e| {
+        matches!(e, ClientEvent::Connected)
+    })
+    .await;
     handle.stop().await.unwrap();
 }
 
@@ -288,7 +330,9 @@ async fn new_instance_uid_is_adopted_uid_6() {
         .build()
         .unwrap();
     let (handle, mut events) = client.start().await.unwrap();
-    server.wait("first message", |r| !r.ws_messages().is_empty()).await;
+    server
+        .wait("first message", |r| !r.ws_messages().is_empty())
+        .await;
     let new = InstanceUid::new_v7();
     server.push(Reply::Message(v1::ServerToAgent {
         agent_identification: Some(v1::AgentIdentification {
@@ -337,14 +381,18 @@ async fn dropped_websocket_reconnects_at_once_then_backs_off_conn_4_conn_2() {
         .build()
         .unwrap();
     let (handle, _events) = client.start().await.unwrap();
-    server.wait("four upgrade attempts", |r| r.upgrades.len() >= 4).await;
+    server
+        .wait("four upgrade attempts", |r| r.upgrades.len() >= 4)
+        .await;
     server.wait("connected again", |r| r.ws_opened() >= 2).await;
     let times: Vec<_> = server.with(|r| r.upgrades.iter().map(|(_, t)| *t).collect());
     let gap = |a: usize, b: usize| times[b] - times[a];
-    assert!(gap(0, 1) < Duration::from_millis(100), "immediate: {:?}", gap(0, 1));
-    let near = |d: Duration, want: Duration| {
-        d >= want && d < want + Duration::from_millis(100)
-    };
+    assert!(
+        gap(0, 1) < Duration::from_millis(100),
+        "immediate: {:?}",
+        gap(0, 1)
+    );
+    let near = |d: Duration, want: Duration| d >= want && d < want + Duration::from_millis(100);
     assert!(near(gap(1, 2), Duration::from_secs(1)), "{:?}", gap(1, 2));
     assert!(near(gap(2, 3), Duration::from_secs(2)), "{:?}", gap(2, 3));
     handle.stop().await.unwrap();

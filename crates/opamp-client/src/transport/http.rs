@@ -8,7 +8,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::{ACCEPT_ENCODING, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, HOST, USER_AGENT};
+use http::header::{
+    ACCEPT_ENCODING, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, HOST, USER_AGENT,
+};
 use http::{HeaderMap, HeaderValue, Method, Request, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::SendRequest;
@@ -211,7 +213,10 @@ fn build_request(
     if let Ok(host) = HeaderValue::from_str(endpoint.authority()) {
         headers.insert(HOST, host);
     }
-    headers.insert(CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE_PROTOBUF));
+    headers.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static(CONTENT_TYPE_PROTOBUF),
+    );
     headers.insert(ACCEPT_ENCODING, HeaderValue::from_static("gzip"));
     if gzipped {
         headers.insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
@@ -319,7 +324,10 @@ mod tests {
         assert_eq!(h[CONTENT_ENCODING], "gzip");
         assert_eq!(h[ACCEPT_ENCODING], "gzip");
         assert_eq!(h["authorization"], "Bearer x");
-        assert_eq!(h[INSTANCE_UID_HEADER], "018f3a5e-7dec-71d0-a765-00a0c91e6bf6");
+        assert_eq!(
+            h[INSTANCE_UID_HEADER],
+            "018f3a5e-7dec-71d0-a765-00a0c91e6bf6"
+        );
         assert_eq!(h[HOST], "127.0.0.1:1");
         let r = build_request(&e, &custom, uid, false, Bytes::new()).unwrap();
         assert!(r.headers().get(CONTENT_ENCODING).is_none());

@@ -64,7 +64,10 @@ impl Endpoint {
             .host()
             .filter(|h| !h.is_empty())
             .ok_or_else(|| Error::InvalidEndpoint(format!("{url:?}: no host")))?;
-        let host = host.trim_start_matches('[').trim_end_matches(']').to_owned();
+        let host = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_owned();
         let port = uri
             .port_u16()
             .unwrap_or(if scheme.is_tls() { 443 } else { 80 });
@@ -78,7 +81,9 @@ impl Endpoint {
 
     /// The `Host` header value (`host[:port]` as written in the URL).
     pub(crate) fn authority(&self) -> &str {
-        self.uri.authority().map_or(self.host.as_str(), |a| a.as_str())
+        self.uri
+            .authority()
+            .map_or(self.host.as_str(), |a| a.as_str())
     }
 
     /// The request target (path and query), `/` when empty.
@@ -140,7 +145,10 @@ mod tests {
         assert_eq!((e.host.as_str(), e.port), ("127.0.0.1", 4320));
         assert_eq!(e.path_and_query(), "/v1/opamp");
         let e = Endpoint::parse("https://example.com").unwrap();
-        assert_eq!((e.scheme, e.port, e.path_and_query()), (Scheme::Https, 443, "/"));
+        assert_eq!(
+            (e.scheme, e.port, e.path_and_query()),
+            (Scheme::Https, 443, "/")
+        );
         let e = Endpoint::parse("WSS://[::1]:9/x?y=1").unwrap();
         assert_eq!((e.scheme, e.host.as_str()), (Scheme::Wss, "::1"));
         assert_eq!(e.path_and_query(), "/x?y=1");

@@ -16,11 +16,11 @@ use opamp_agent_fsm::TransportError;
 use opamp_proto::{Limits, framing, v1};
 use rustls::ClientConfig;
 use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::error::{CapacityError, Error as WsError};
 use tokio_tungstenite::tungstenite::handshake::client::generate_key;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
-use tokio_tungstenite::tungstenite::Message;
 
 use super::http::USER_AGENT_VALUE;
 use super::{Endpoint, status_error};
@@ -30,7 +30,7 @@ use crate::tls::{self, Stream};
 #[derive(Debug)]
 pub(crate) enum WsIncoming {
     /// A well-formed `ServerToAgent`.
-    Message(v1::ServerToAgent),
+    Message(Box<v1::ServerToAgent>),
     /// A malformed message that was dropped; the connection stays up (WS-1, WS-4).
     Malformed(String),
     /// A message over the receive limit: the caller closes with 1009 (WSL-4).
@@ -151,17 +151,21 @@ impl WsConnection {
             match item {
                 Ok(Message::Binary(data)) => {
                     return match framing::decode::<v1::ServerToAgent>(&data, self.limits) {
-                        Ok(msg) => WsIncoming::Message(msg),
+                        Ok(msg) => WsIncoming::Message(Box::new(msg)),
                         Err(e) if e.is_too_large() => WsIncoming::TooLarge(e.to_string()),
                         Err(e) => WsIncoming::Malformed(e.to_string()),
                     };
                 }
                 Ok(Message::Text(_)) => {
-                    return WsIncoming::Malformed("text frame (OpAMP uses binary only, WS-1)".into());
+                    return WsIncoming::Malformed(
+                        "text frame (OpAMP uses binary only, WS-1)".into(),
+                    );
                 }
                 Ok(Message::Close(frame)) => {
                     let reason = match frame {
-                        Some(f) => format!("closed by the server: {} {}", u16::from(f.code), f.reason),
+                        Some(f) => {
+                            format!("closed by the server: {} {}", u16::from(f.code), f.reason)
+                        }
                         None => "closed by the server".to_owned(),
                     };
                     return WsIncoming::Closed(TransportError::ConnectionLost { reason });

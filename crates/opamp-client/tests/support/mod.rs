@@ -6,7 +6,13 @@
 //! test can also push frames to the open WebSocket at any time. It is deliberately not
 //! the real `opamp-server` crate: it must be able to misbehave.
 
-#![allow(dead_code, unreachable_pub, missing_docs)]
+#![allow(
+    dead_code,
+    unreachable_pub,
+    missing_docs,
+    clippy::large_enum_variant,
+    clippy::type_complexity
+)]
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -241,7 +247,10 @@ impl MockServer {
     /// Sends a frame on the open WebSocket now.
     pub fn push(&self, reply: Reply) {
         let push = self.shared.push.lock().unwrap();
-        push.as_ref().expect("no WebSocket open").send(reply).unwrap();
+        push.as_ref()
+            .expect("no WebSocket open")
+            .send(reply)
+            .unwrap();
     }
 
     /// A snapshot of what was received.
@@ -339,8 +348,9 @@ async fn handle(req: Request<Incoming>, shared: Arc<Shared>) -> Response<Full<By
         let s = shared.clone();
         tokio::spawn(async move {
             if let Ok(upgraded) = hyper::upgrade::on(req).await {
-                let ws = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, None)
-                    .await;
+                let ws =
+                    WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, None)
+                        .await;
                 ws_loop(ws, s).await;
             }
         });
@@ -371,7 +381,11 @@ async fn handle_http(
     now: tokio::time::Instant,
 ) -> Response<Full<Bytes>> {
     let (parts, body) = req.into_parts();
-    let raw = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+    let raw = body
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
     let gzipped = parts
         .headers
         .get("content-encoding")
@@ -393,7 +407,10 @@ async fn handle_http(
     if let Some(d) = delay {
         tokio::time::sleep(d).await;
     }
-    let ct = vec![("content-type".to_owned(), "application/x-protobuf".to_owned())];
+    let ct = vec![(
+        "content-type".to_owned(),
+        "application/x-protobuf".to_owned(),
+    )];
     match next_reply(shared, msg.as_ref()) {
         Reply::Message(m) => response(200, &ct, m.encode_to_vec()),
         Reply::GzipMessage(m) => {
