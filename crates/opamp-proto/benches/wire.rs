@@ -2,6 +2,7 @@
 //!
 //! Run: `cargo bench -p opamp-proto --bench wire`. Figures go to docs/BENCHMARKS.md.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 #![allow(missing_docs)]
 
 use std::hint::black_box;

@@ -115,12 +115,10 @@ impl ServerToAgent {
 impl ServerErrorResponse {
     /// The retry hint of an `UNAVAILABLE` error, if given.
     pub fn retry_after(&self) -> Option<std::time::Duration> {
-        match self.details {
-            Some(server_error_response::Details::RetryInfo(info)) => Some(
-                std::time::Duration::from_nanos(info.retry_after_nanoseconds),
-            ),
-            None => None,
-        }
+        self.details
+            .map(|server_error_response::Details::RetryInfo(info)| {
+                std::time::Duration::from_nanos(info.retry_after_nanoseconds)
+            })
     }
 }
 

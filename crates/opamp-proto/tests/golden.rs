@@ -4,6 +4,8 @@
 //! The vectors were produced with `protoc --encode` from the specification's proto files;
 //! prost must produce the same bytes, and decode them back to the same message.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use opamp_proto::prost::Message;
 use opamp_proto::v1::{
     AgentDisconnect, AgentToServer, ComponentHealth, RetryInfo, ServerErrorResponse,

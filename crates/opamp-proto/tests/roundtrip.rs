@@ -1,6 +1,8 @@
 //! Property tests: any AgentToServer / ServerToAgent survives encode → decode, both as
 //! plain protobuf and as a WebSocket message; arbitrary bytes never panic the decoders.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use opamp_proto::prost::Message;
 use opamp_proto::v1::*;
 use opamp_proto::{Limits, Value, framing, limits};

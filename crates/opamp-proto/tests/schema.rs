@@ -6,6 +6,8 @@
 //! values; nothing missing, nothing extra. Together with `cargo xtask codegen --check`
 //! (generated code matches `proto/`) this ties the Rust types to the specification.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
