@@ -15,8 +15,8 @@ use anyhow::{Context, Result, bail};
 /// Runs the check; returns a one-line summary.
 pub(crate) fn check(root: &Path) -> Result<String> {
     let doc_path = root.join("docs/CONFORMANCE.md");
-    let doc = fs::read_to_string(&doc_path)
-        .with_context(|| format!("reading {}", doc_path.display()))?;
+    let doc =
+        fs::read_to_string(&doc_path).with_context(|| format!("reading {}", doc_path.display()))?;
     let rows = parse_rows(&doc);
     if rows.is_empty() {
         bail!("{}: no requirement rows found", doc_path.display());
@@ -54,7 +54,10 @@ pub(crate) fn check(root: &Path) -> Result<String> {
             .filter(|id| is_requirement_id(id))
             .map(str::to_owned)
             .collect();
-        let missing: Vec<&String> = wanted.iter().filter(|id| !ids.contains(id.as_str())).collect();
+        let missing: Vec<&String> = wanted
+            .iter()
+            .filter(|id| !ids.contains(id.as_str()))
+            .collect();
         let extra: Vec<&&str> = ids.iter().filter(|id| !wanted.contains(**id)).collect();
         if !missing.is_empty() || !extra.is_empty() {
             bail!(
@@ -93,7 +96,8 @@ fn parse_rows(doc: &str) -> Vec<(String, String)> {
         .filter_map(|line| {
             let cells: Vec<&str> = line.trim().trim_matches('|').split('|').collect();
             let id = cells.first()?.trim();
-            is_requirement_id(id).then(|| (id.to_owned(), (*cells.last().unwrap_or(&"")).to_owned()))
+            is_requirement_id(id)
+                .then(|| (id.to_owned(), (*cells.last().unwrap_or(&"")).to_owned()))
         })
         .collect()
 }
@@ -106,7 +110,8 @@ fn test_names(notes: &str) -> Vec<&str> {
         .step_by(2)
         .filter(|s| {
             s.contains('_')
-                && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+                && s.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
         })
         .collect()
 }
@@ -141,7 +146,8 @@ mod tests {
             test_names("opamp-proto: `a_b_c`, `not a test`, `x`, `d_e` and `CONST_X`"),
             ["a_b_c", "d_e"]
         );
-        let rows = parse_rows("| ID | x |\n|---|---|\n| WS-3 | MUST | B | text | tested | `t_1` |\n");
+        let rows =
+            parse_rows("| ID | x |\n|---|---|\n| WS-3 | MUST | B | text | tested | `t_1` |\n");
         assert_eq!(rows, [("WS-3".to_owned(), " `t_1` ".to_owned())]);
     }
 
