@@ -397,3 +397,86 @@ async fn dropped_websocket_reconnects_at_once_then_backs_off_conn_4_conn_2() {
     assert!(near(gap(2, 3), Duration::from_secs(2)), "{:?}", gap(2, 3));
     handle.stop().await.unwrap();
 }
+
+/// WS-10, HB-6, HB-7 on the paused clock: with nothing to say, a heartbeat every interval,
+/// each carrying uid, capabilities and the next sequence number (HB-4, CAP-1, SEQ-6).
+#[tokio::test(start_paused = true)]
+async fn heartbeats_every_interval_ws_10_hb_7() {
+    let server = MockServer::start().await;
+    let client = OpampClient::builder(server.ws_url())
+        .capabilities(caps())
+        .heartbeat_interval(Some(Duration::from_secs(30)))
+        .build()
+        .unwrap();
+    let (handle, _events) = client.start().await.unwrap();
+    server
+        .wait_for(Duration::from_secs(600), "three messages", |r| {
+            r.ws_messages().len() >= 3
+        })
+        .await;
+    let (times, msgs): (Vec<_>, Vec<_>) = server.with(|r| {
+        let mut at = None;
+        let mut out = Vec::new();
+        for e in &r.ws {
+            match e {
+                WsEvent::Opened(t) => at = Some(*t),
+                WsEvent::Message { msg, .. } => out.push((at, msg.clone())),
+                _ => {}
+            }
+        }
+        out.into_iter().unzip()
+    });
+    assert!(times.iter().all(Option::is_some));
+    for (i, m) in msgs.iter().enumerate() {
+        assert_eq!(m.instance_uid.len(), 16);
+        assert_ne!(m.capabilities, 0);
+        if i > 0 {
+            assert_eq!(m.sequence_num, msgs[i - 1].sequence_num + 1);
+        }
+    }
+    handle.stop().await.unwrap();
+}
+
+/// THR-2 on the paused clock: UNAVAILABLE with retry_info over WebSocket → goodbye,
+/// close, wait at least retry_after, reconnect.
+#[tokio::test(start_paused = true)]
+async fn unavailable_disconnects_waits_and_reconnects_thr_2() {
+    let server = MockServer::start().await;
+    let client = OpampClient::builder(server.ws_url())
+        .capabilities(caps())
+        .throttle_floor(Duration::ZERO)
+        .build()
+        .unwrap();
+    let (handle, mut events) = client.start().await.unwrap();
+    server
+        .wait("first message", |r| !r.ws_messages().is_empty())
+        .await;
+    let t0 = tokio::time::Instant::now();
+    server.push(Reply::Message(v1::ServerToAgent::unavailable(
+        vec![],
+        Duration::from_secs(45),
+    )));
+    next_event(&mut events, "server error", |e| {
+        matches!(e, ClientEvent::ServerError(_))
+    })
+    .await;
+    assert!(t0.elapsed() < Duration::from_secs(1), "processed at once");
+    server
+        .wait("goodbye and close", |r| {
+            r.ws.iter().any(|e| matches!(e, WsEvent::Close(Some(1000))))
+        })
+        .await;
+    assert!(server.with(|r| r.ws_messages().iter().any(|m| m.agent_disconnect.is_some())));
+    server
+        .wait_for(Duration::from_secs(600), "reconnected", |r| {
+            r.ws_opened() >= 2
+        })
+        .await;
+    let reopened = server.with(|r| r.upgrades[1].1);
+    assert!(
+        reopened - t0 >= Duration::from_secs(45),
+        "{:?}",
+        reopened - t0
+    );
+    handle.stop().await.unwrap();
+}

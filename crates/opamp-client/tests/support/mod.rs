@@ -187,6 +187,9 @@ impl MockServer {
                 let Ok((tcp, _)) = listener.accept().await else {
                     return;
                 };
+                // Without this, Nagle's algorithm holds a second small frame until the
+                // peer's delayed ACK (real time), which a paused-clock test would overtake.
+                let _ = tcp.set_nodelay(true);
                 let s = s.clone();
                 let tls = tls.clone();
                 tokio::spawn(async move {
