@@ -17,6 +17,7 @@ use opamp_proto::{AgentCapabilities, InstanceUid, framing};
 use opamp_server::{
     Admission, AgentContext, ConnectionRequest, Disconnected, Handler, Server, ServerConfig,
 };
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
@@ -240,14 +241,14 @@ pub async fn ws_connect(url: &str) -> Ws {
     ws
 }
 
-pub async fn ws_send(ws: &mut Ws, msg: &AgentToServer) {
+pub async fn ws_send<S: AsyncRead + AsyncWrite + Unpin>(ws: &mut WebSocketStream<S>, msg: &AgentToServer) {
     ws.send(Message::Binary(framing::encode(msg).into()))
         .await
         .unwrap();
 }
 
 /// The next binary message, decoded. Answers pings on the way.
-pub async fn ws_recv(ws: &mut Ws) -> ServerToAgent {
+pub async fn ws_recv<S: AsyncRead + AsyncWrite + Unpin>(ws: &mut WebSocketStream<S>) -> ServerToAgent {
     loop {
         let msg = tokio::time::timeout(GUARD, ws.next())
             .await
@@ -265,13 +266,16 @@ pub async fn ws_recv(ws: &mut Ws) -> ServerToAgent {
     }
 }
 
-pub async fn ws_exchange(ws: &mut Ws, msg: &AgentToServer) -> ServerToAgent {
+pub async fn ws_exchange<S: AsyncRead + AsyncWrite + Unpin>(
+    ws: &mut WebSocketStream<S>,
+    msg: &AgentToServer,
+) -> ServerToAgent {
     ws_send(ws, msg).await;
     ws_recv(ws).await
 }
 
 /// Reads until the server closes; returns the close code (None: closed without a frame).
-pub async fn ws_close_code(ws: &mut Ws) -> Option<u16> {
+pub async fn ws_close_code<S: AsyncRead + AsyncWrite + Unpin>(ws: &mut WebSocketStream<S>) -> Option<u16> {
     loop {
         let next = tokio::time::timeout(GUARD, ws.next())
             .await
