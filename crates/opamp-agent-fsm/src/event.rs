@@ -58,6 +58,8 @@ impl fmt::Display for TransportError {
 }
 
 /// Instructions for the driver's transport.
+// Rare, short-lived values: boxing would only complicate the driver's matches.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug)]
 pub enum Action {
     /// Open a connection (WS) / start sending requests (HTTP) to this target.
@@ -67,6 +69,8 @@ pub enum Action {
 }
 
 /// What the application is told.
+// Rare, short-lived values: boxing would only complicate the application's matches.
+#[allow(clippy::large_enum_variant)]
 #[non_exhaustive]
 #[derive(Clone, Debug)]
 pub enum Event {

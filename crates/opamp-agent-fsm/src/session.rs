@@ -59,7 +59,7 @@ enum AfterClose {
     /// Stop for good.
     Stop,
     /// Connect right away to this target (OPC-5 step 5).
-    Reconnect(ConnectionTarget),
+    Reconnect(Box<ConnectionTarget>),
     /// Wait this long, then reconnect to the current target (THR-2).
     Wait(Duration),
 }
@@ -372,6 +372,11 @@ impl AgentSession {
             // Late replies while closing or reconnecting are not acted upon.
             return;
         }
+        if self.candidate_needs_response {
+            // Any HTTP response proves the candidate endpoint, TLS and credentials work.
+            self.candidate_needs_response = false;
+            self.accept_candidate();
+        }
         if !msg.instance_uid.is_empty()
             && msg.instance_uid.as_slice() != self.instance_uid.as_bytes()
             && self
@@ -379,11 +384,6 @@ impl AgentSession {
                 .is_none_or(|p| msg.instance_uid.as_slice() != p.as_bytes())
         {
             return;
-        }
-        if self.candidate_needs_response {
-            // Any HTTP response proves the candidate endpoint, TLS and credentials work.
-            self.candidate_needs_response = false;
-            self.accept_candidate();
         }
         if let Some(err) = msg.error_response {
             self.handle_server_error(now, err);
@@ -480,8 +480,7 @@ impl AgentSession {
             if self
                 .status
                 .custom_capability_names()
-                .iter()
-                .any(|c| *c == m.capability)
+                .contains(&m.capability)
             {
                 self.events.push_back(Event::CustomMessage(m));
             }
@@ -515,12 +514,21 @@ impl AgentSession {
                     }
                 }
             }
-            Conn::Closing(_) => {
+            Conn::Closing(ref then) => {
                 if let (Some(sent), Some(limit)) = (self.in_flight, self.reply_timeout) {
                     if now >= backoff::deadline(sent, limit) {
-                        // Give up on the reply; the goodbye may go out now.
+                        // The server does not answer: give up on the reply and on the
+                        // goodbye; the driver abandons the request on Disconnect.
+                        let then = then.clone();
                         self.in_flight = None;
                         self.requeue_unacked();
+                        self.actions.push_back(Action::Disconnect);
+                        self.events.push_back(Event::Disconnected {
+                            error: Some(TransportError::Failed {
+                                reason: format!("no reply within {limit:?} (ERR-5)"),
+                            }),
+                        });
+                        self.after_close(now, then);
                     }
                 }
             }
@@ -620,8 +628,7 @@ impl AgentSession {
         if !self
             .status
             .custom_capability_names()
-            .iter()
-            .any(|c| *c == m.capability)
+            .contains(&m.capability)
         {
             return Err(Error::CustomCapabilityNotDeclared {
                 capability: m.capability,
@@ -1113,15 +1120,16 @@ impl AgentSession {
         // ERR-5: no reply in time. Tell the driver to abandon the request, retry later.
         self.in_flight = None;
         self.requeue_unacked();
-        self.actions.push_back(Action::Disconnect);
         let error = TransportError::Failed {
             reason: format!("no reply within {limit:?} (ERR-5)"),
         };
         if self.candidate_needs_response {
+            // Reverting disconnects (HTTP) and connects to the previous target.
             self.candidate_needs_response = false;
             self.revert_candidate(error);
             return;
         }
+        self.actions.push_back(Action::Disconnect);
         self.schedule_reconnect(now, error);
     }
 
@@ -1157,13 +1165,15 @@ impl AgentSession {
     /// Moves on after the goodbye was sent (or the link broke while closing).
     fn after_close(&mut self, now: Instant, then: AfterClose) {
         self.connected_at = None;
+        // Nothing sent on the closed connection will be answered: resend it on the next.
+        self.requeue_unacked();
         match then {
             AfterClose::Stop => {
                 self.conn = Conn::Stopped;
                 self.events.push_back(Event::Stopped);
             }
             AfterClose::Reconnect(target) => {
-                self.target = target;
+                self.target = *target;
                 self.conn = Conn::Connecting;
                 self.actions.push_back(Action::Connect(self.target.clone()));
             }
@@ -1334,7 +1344,7 @@ impl AgentSession {
             previous: self.target.clone(),
             hash: hash.to_vec(),
         });
-        self.conn = Conn::Closing(AfterClose::Reconnect(new));
+        self.conn = Conn::Closing(AfterClose::Reconnect(Box::new(new)));
     }
 
     /// OPC-5 step 8, CSS-4: the candidate works.

@@ -52,7 +52,10 @@ fn ws_heartbeats_every_30_s_by_default_hb_7_ws_10() {
     assert_eq!(beats.len(), 3);
     for b in &beats {
         assert_eq!(b.instance_uid, UID.to_vec(), "HB-4");
-        assert!(b.health.is_none(), "a heartbeat carries no unchanged status");
+        assert!(
+            b.health.is_none(),
+            "a heartbeat carries no unchanged status"
+        );
     }
 }
 
@@ -114,7 +117,10 @@ fn server_heartbeat_interval_overrides_the_local_one_hb_2_opc_17() {
         matches!(&ev[..], [Event::OpampSettingsAccepted(t)] if t.heartbeat_interval == Some(Duration::from_secs(10)) && t.endpoint == ws_target().endpoint),
         "{ev:?}"
     );
-    assert!(h.take_actions().is_empty(), "OPC-17: endpoint kept, no reconnect");
+    assert!(
+        h.take_actions().is_empty(),
+        "OPC-17: endpoint kept, no reconnect"
+    );
     assert_eq!(h.advance(Duration::from_secs(35)).len(), 3);
 }
 
@@ -190,7 +196,10 @@ fn http_has_at_most_one_request_in_flight_http_6() {
     h.agent.set_health(health(false));
     h.agent.set_effective_config(effective(b"z"));
     assert!(h.drain().is_empty(), "waits for the response");
-    assert!(h.advance(Duration::from_secs(120)).is_empty(), "no polls either");
+    assert!(
+        h.advance(Duration::from_secs(120)).is_empty(),
+        "no polls either"
+    );
     // The response arrives: the next request may go out at once (HTTP-6).
     let m = h.reply(hello(all_server_caps()));
     assert_eq!(m.len(), 1);
@@ -205,14 +214,24 @@ fn http_reply_timeout_abandons_the_request_and_retries_err_5() {
     let mut h = Harness::new(s);
     h.agent.set_health(health(true));
     h.connect();
-    assert_eq!(h.agent.poll_timeout(), Some(h.now + Duration::from_secs(10)));
+    assert_eq!(
+        h.agent.poll_timeout(),
+        Some(h.now + Duration::from_secs(10))
+    );
     h.advance(Duration::from_secs(10));
     let actions = h.take_actions();
     assert!(matches!(actions[..], [Action::Disconnect]), "{actions:?}");
     let ev = h.take_events();
-    assert!(matches!(&ev[..], [Event::Connected, Event::ConnectFailed { error: TransportError::Failed { .. }, retry_in }] if *retry_in == Duration::from_secs(1)), "{ev:?}");
+    assert!(
+        matches!(&ev[..], [Event::Connected, Event::ConnectFailed { error: TransportError::Failed { .. }, retry_in }] if *retry_in == Duration::from_secs(1)),
+        "{ev:?}"
+    );
     let retry = h.connect_after(Duration::from_secs(1));
-    assert_eq!(retry[0].health, Some(health(true)), "the retry carries the state");
+    assert_eq!(
+        retry[0].health,
+        Some(health(true)),
+        "the retry carries the state"
+    );
 }
 
 trait ConnectAfter {
@@ -249,8 +268,15 @@ fn http_failed_request_is_retried_after_backoff_with_the_latest_state_err_5_err_
     assert!(h.drain().is_empty(), "no request during the backoff (HB-9)");
     let retry = h.advance(Duration::from_secs(1));
     assert_eq!(retry.len(), 1);
-    assert_eq!(retry[0].health, Some(health(false)), "the unanswered change is retried");
-    assert!(retry[0].effective_config.is_some(), "together with the new one");
+    assert_eq!(
+        retry[0].health,
+        Some(health(false)),
+        "the unanswered change is retried"
+    );
+    assert!(
+        retry[0].effective_config.is_some(),
+        "together with the new one"
+    );
     // A second failure doubles the wait (CONN-2).
     h.fail(TransportError::Failed { reason: "x".into() });
     assert_eq!(connect_waits(&h.take_events()), [Duration::from_secs(2)]);
@@ -285,9 +311,15 @@ fn connect_failures_back_off_exponentially_with_jitter_conn_2() {
     for (i, w) in waits.iter().enumerate() {
         let nominal = (1u64 << i).min(300) as f64;
         let s = w.as_secs_f64();
-        assert!(s >= nominal * 0.8 - 1e-9 && s <= (nominal * 1.2).min(300.0) + 1e-9, "attempt {i}: {s}");
+        assert!(
+            s >= nominal * 0.8 - 1e-9 && s <= (nominal * 1.2).min(300.0) + 1e-9,
+            "attempt {i}: {s}"
+        );
     }
-    assert!(waits.iter().any(|w| w.subsec_nanos() != 0), "jitter is applied");
+    assert!(
+        waits.iter().any(|w| w.subsec_nanos() != 0),
+        "jitter is applied"
+    );
 }
 
 #[test]
@@ -298,7 +330,10 @@ fn a_broken_websocket_reconnects_at_once_then_backs_off_conn_4() {
         reason: "reset".into(),
     });
     let ev = h.take_events();
-    assert!(matches!(ev[..], [Event::Disconnected { error: Some(_) }]), "{ev:?}");
+    assert!(
+        matches!(ev[..], [Event::Disconnected { error: Some(_) }]),
+        "{ev:?}"
+    );
     assert_eq!(connects(&h.take_actions()), 1, "immediately");
     h.agent.handle_connected(h.now);
     h.drain();
@@ -351,7 +386,10 @@ fn throttled_retries_wait_at_least_the_30_s_floor_thr_5() {
         retry_after: Some(Duration::from_secs(2)),
     });
     assert_eq!(connect_waits(&h.take_events()), [S30]);
-    assert!(h.advance(Duration::from_secs(29)).is_empty(), "THR-4: no polls while waiting");
+    assert!(
+        h.advance(Duration::from_secs(29)).is_empty(),
+        "THR-4: no polls while waiting"
+    );
     assert_eq!(h.advance(Duration::from_secs(1)).len(), 1);
     // The floor is configurable.
     let mut s = no_jitter(settings(Transport::Http, all_caps()));
@@ -378,7 +416,11 @@ fn unauthorized_is_reported_then_retried_with_backoff_conn_6() {
     h.fail(TransportError::Unauthorized);
     assert!(matches!(
         h.take_events()[..],
-        [Event::Connected, Event::AuthenticationFailed, Event::ConnectFailed { .. }]
+        [
+            Event::Connected,
+            Event::AuthenticationFailed,
+            Event::ConnectFailed { .. }
+        ]
     ));
 }
 
@@ -417,7 +459,10 @@ fn error_response_is_detected_by_presence_and_wins_over_other_fields() {
     });
     assert!(m.is_empty(), "the error wins: no full state");
     let ev = h.take_events();
-    assert!(matches!(&ev[..], [Event::ServerError(e)] if e.r#type == 0), "{ev:?}");
+    assert!(
+        matches!(&ev[..], [Event::ServerError(e)] if e.r#type == 0),
+        "{ev:?}"
+    );
     assert_eq!(h.agent.instance_uid(), uid());
 }
 
@@ -428,13 +473,19 @@ fn bad_request_is_not_retried_err_2() {
         h.establish(hello(all_server_caps()));
         h.agent.set_health(health(false));
         assert_eq!(h.drain().len(), 1);
-        assert!(h.reply(error(v1::ServerErrorResponseType::BadRequest)).is_empty());
+        assert!(
+            h.reply(error(v1::ServerErrorResponseType::BadRequest))
+                .is_empty()
+        );
         let later = if transport == Transport::Http {
             h.advance_with(Duration::from_secs(31), |_| ack())
         } else {
             h.advance(Duration::from_secs(31))
         };
-        assert!(later.iter().all(|m| m.health.is_none()), "{transport:?}: {later:?}");
+        assert!(
+            later.iter().all(|m| m.health.is_none()),
+            "{transport:?}: {later:?}"
+        );
     }
 }
 
@@ -444,7 +495,10 @@ fn unknown_error_is_not_retried_err_4() {
     h.establish(hello(all_server_caps()));
     h.agent.set_health(health(false));
     h.drain();
-    assert!(h.reply(error(v1::ServerErrorResponseType::Unknown)).is_empty());
+    assert!(
+        h.reply(error(v1::ServerErrorResponseType::Unknown))
+            .is_empty()
+    );
     let later = h.advance_with(Duration::from_secs(31), |_| ack());
     assert!(later.iter().all(|m| m.health.is_none()));
     // An error type from the future is treated the same way.
@@ -497,8 +551,17 @@ fn unavailable_over_http_holds_back_the_next_request_thr_2() {
     h.establish(hello(all_server_caps()));
     h.agent.set_health(health(false));
     h.drain();
-    assert!(h.reply(v1::ServerToAgent::unavailable(UID.to_vec(), Duration::from_secs(40))).is_empty());
-    assert!(h.take_actions().is_empty(), "HTTP has no connection to close");
+    assert!(
+        h.reply(v1::ServerToAgent::unavailable(
+            UID.to_vec(),
+            Duration::from_secs(40)
+        ))
+        .is_empty()
+    );
+    assert!(
+        h.take_actions().is_empty(),
+        "HTTP has no connection to close"
+    );
     assert!(h.advance(Duration::from_secs(39)).is_empty());
     let retry = h.advance(Duration::from_secs(1));
     assert_eq!(retry.len(), 1);
@@ -513,7 +576,10 @@ fn http_413_drops_that_request_and_keeps_going_hsl_4() {
     h.establish(hello(all_server_caps()));
     h.agent.set_effective_config(effective(&[b'x'; 1000]));
     assert_eq!(h.drain().len(), 1);
-    assert!(h.fail(TransportError::RequestTooLarge).is_empty(), "not retried");
+    assert!(
+        h.fail(TransportError::RequestTooLarge).is_empty(),
+        "not retried"
+    );
     let ev = h.take_events();
     assert!(matches!(ev[..], [Event::MessageDiscarded { .. }]), "{ev:?}");
     // Polls continue and do not repeat the dropped sub-message.
@@ -539,10 +605,14 @@ fn oversized_outgoing_message_is_not_sent_wsl_6_hsl_7() {
         let first = h.connect();
         assert_eq!(first.len(), 1, "a bare first message still goes out");
         assert!(first[0].effective_config.is_none() && first[0].health.is_none());
-        assert_eq!(first[0].sequence_num, 0, "the dropped message used no number");
+        assert_eq!(
+            first[0].sequence_num, 0,
+            "the dropped message used no number"
+        );
         let ev = h.take_events();
         assert!(
-            ev.iter().any(|e| matches!(e, Event::MessageDiscarded { reason } if reason.contains("200"))),
+            ev.iter()
+                .any(|e| matches!(e, Event::MessageDiscarded { reason } if reason.contains("200"))),
             "{ev:?}"
         );
         h.reply(hello(all_server_caps()));
@@ -567,7 +637,10 @@ fn limit_counts_the_websocket_header_wsl_1() {
     s.max_message_size = bare.encoded_len(); // one byte short of header + data
     let mut h = Harness::new(s);
     assert!(h.connect().is_empty());
-    assert!(matches!(h.take_events()[..], [Event::Connected, Event::MessageDiscarded { .. }]));
+    assert!(matches!(
+        h.take_events()[..],
+        [Event::Connected, Event::MessageDiscarded { .. }]
+    ));
 }
 
 // ------------------------------------------------------------------ stop (DISC)
@@ -589,7 +662,8 @@ fn stop_sends_agent_disconnect_last_then_disconnects_disc_1_disc_2() {
     // Nothing after.
     h.agent.set_health(health(true));
     h.agent.handle_message(h.now, hello(all_server_caps()));
-    h.agent.handle_transport_error(h.now, TransportError::Failed { reason: "x".into() });
+    h.agent
+        .handle_transport_error(h.now, TransportError::Failed { reason: "x".into() });
     assert!(h.advance(Duration::from_secs(3600)).is_empty());
     assert!(h.take_actions().is_empty() && h.take_events().is_empty());
     assert_eq!(h.agent.poll_timeout(), None);

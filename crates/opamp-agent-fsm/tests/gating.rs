@@ -56,7 +56,10 @@ fn remote_config_needs_accepts_remote_config_cap_12_rcfg_1() {
     h.establish(hello(all_server_caps()));
     h.reply(offer_everything());
     let ev = h.take_events();
-    assert!(matches!(&ev[..], [Event::RemoteConfig(rc)] if rc.config_hash == [1]), "{ev:?}");
+    assert!(
+        matches!(&ev[..], [Event::RemoteConfig(rc)] if rc.config_hash == [1]),
+        "{ev:?}"
+    );
 }
 
 #[test]
@@ -65,7 +68,10 @@ fn packages_need_accepts_packages_cap_14_pkg_1() {
     h.establish(hello(all_server_caps()));
     h.reply(offer_everything());
     let ev = h.take_events();
-    assert!(matches!(&ev[..], [Event::PackagesAvailable(p)] if p.all_packages_hash == [2]), "{ev:?}");
+    assert!(
+        matches!(&ev[..], [Event::PackagesAvailable(p)] if p.all_packages_hash == [2]),
+        "{ev:?}"
+    );
 }
 
 #[test]
@@ -79,7 +85,10 @@ fn own_telemetry_offers_are_gated_per_signal_cap_15_own_2() {
             assert!(o.own_metrics.is_some());
             assert!(o.own_logs.is_some());
             assert!(o.own_traces.is_none(), "no ReportsOwnTraces");
-            assert!(o.other_connections.is_empty(), "no AcceptsOtherConnectionSettings");
+            assert!(
+                o.other_connections.is_empty(),
+                "no AcceptsOtherConnectionSettings"
+            );
             assert!(o.opamp.is_none());
             assert_eq!(o.hash, vec![3]);
         }
@@ -111,7 +120,11 @@ fn an_offer_the_agent_cannot_take_reports_failed_css_1() {
     let st = m[0].connection_settings_status.as_ref().unwrap();
     assert_eq!(st.status, v1::ConnectionSettingsStatuses::Failed as i32);
     assert_eq!(st.last_connection_settings_hash, vec![3]);
-    assert!(st.error_message.contains("ReportsOwnMetrics"), "{}", st.error_message);
+    assert!(
+        st.error_message.contains("ReportsOwnMetrics"),
+        "{}",
+        st.error_message
+    );
     // The same offer again is skipped (OPC-12): no loop.
     assert!(h.reply(offer_everything()).is_empty());
 }
@@ -143,7 +156,10 @@ fn a_command_makes_everything_else_ignored_msg_9_cmd_3_cmd_4() {
     });
     assert!(m.is_empty(), "flags ignored: no full state");
     let ev = h.take_events();
-    assert!(matches!(&ev[..], [Event::Command(c)] if c.r#type == 0), "{ev:?}");
+    assert!(
+        matches!(&ev[..], [Event::Command(c)] if c.r#type == 0),
+        "{ev:?}"
+    );
     assert_eq!(h.agent.instance_uid(), uid());
 }
 
@@ -207,5 +223,8 @@ fn unknown_flags_and_enum_values_are_ignored_msg_10() {
     });
     assert!(m.is_empty(), "unknown flag bits ask for nothing");
     let ev = h.take_events();
-    assert!(ev.iter().any(|e| matches!(e, Event::PackagesAvailable(_))), "{ev:?}");
+    assert!(
+        ev.iter().any(|e| matches!(e, Event::PackagesAvailable(_))),
+        "{ev:?}"
+    );
 }

@@ -21,7 +21,8 @@ fn everything_set(h: &mut Harness) {
             status: v1::ConnectionSettingsStatuses::Applied as i32,
             error_message: String::new(),
         });
-    h.agent.set_custom_capabilities(vec!["io.example.cap".into()]);
+    h.agent
+        .set_custom_capabilities(vec!["io.example.cap".into()]);
     h.agent.set_available_components(components(b"ac"));
 }
 
@@ -99,7 +100,8 @@ fn capabilities_are_normalized_cap_2_cap_3() {
     let mut h = Harness::new(s);
     let first = h.connect();
     assert_eq!(first[0].capabilities, 0x3);
-    h.agent.set_capabilities(A::from_wire(0x8000_0000_0000_0000));
+    h.agent
+        .set_capabilities(A::from_wire(0x8000_0000_0000_0000));
     let m = h.drain();
     assert_eq!(m[0].capabilities, A::REPORTS_STATUS.bits());
     assert_eq!(h.agent.capabilities(), A::REPORTS_STATUS);
@@ -111,13 +113,21 @@ fn capability_change_is_reported_at_once_cap_4() {
     h.agent.set_health(health(true)); // stored, not reportable yet
     let first = h.establish(hello(all_server_caps()));
     assert!(first.health.is_none(), "no ReportsHealth: no health");
-    h.agent.set_capabilities(A::REPORTS_STATUS | A::REPORTS_HEALTH);
+    h.agent
+        .set_capabilities(A::REPORTS_STATUS | A::REPORTS_HEALTH);
     let m = h.drain();
     assert_eq!(m.len(), 1);
-    assert_eq!(m[0].capabilities, (A::REPORTS_STATUS | A::REPORTS_HEALTH).bits());
-    assert!(m[0].health.is_some(), "a newly enabled sub-message is sent whole");
+    assert_eq!(
+        m[0].capabilities,
+        (A::REPORTS_STATUS | A::REPORTS_HEALTH).bits()
+    );
+    assert!(
+        m[0].health.is_some(),
+        "a newly enabled sub-message is sent whole"
+    );
     // The same value again: nothing.
-    h.agent.set_capabilities(A::REPORTS_STATUS | A::REPORTS_HEALTH);
+    h.agent
+        .set_capabilities(A::REPORTS_STATUS | A::REPORTS_HEALTH);
     assert!(h.drain().is_empty());
 }
 
@@ -145,7 +155,11 @@ fn a_changed_sub_message_is_sent_whole_seq_9() {
     d.identifying_attributes = description("b").identifying_attributes;
     h.agent.set_agent_description(d.clone());
     let m = h.drain();
-    assert_eq!(m[0].agent_description, Some(d), "both attribute lists, not a delta");
+    assert_eq!(
+        m[0].agent_description,
+        Some(d),
+        "both attribute lists, not a delta"
+    );
 }
 
 #[test]
@@ -183,7 +197,10 @@ fn report_full_state_sends_exactly_the_listed_fields_seq_11_seq_12() {
     assert!(all_status_present(&m[0]), "{:?}", m[0]);
     let comps = m[0].available_components.as_ref().unwrap();
     assert_eq!(comps.hash, b"ac".to_vec());
-    assert!(comps.components.is_empty(), "hash only unless asked (AVC-5)");
+    assert!(
+        comps.components.is_empty(),
+        "hash only unless asked (AVC-5)"
+    );
     assert!(m[0].connection_settings_request.is_none() && m[0].custom_message.is_none());
 }
 
@@ -207,9 +224,7 @@ fn full_state_is_sent_on_every_connection_by_default() {
     let mut h = Harness::ws(all_caps());
     everything_set(&mut h);
     h.establish(hello(all_server_caps()));
-    h.fail(opamp_agent_fsm::TransportError::ConnectionLost {
-        reason: "x".into(),
-    });
+    h.fail(opamp_agent_fsm::TransportError::ConnectionLost { reason: "x".into() });
     let again = h.connect();
     assert!(all_status_present(&again[0]));
 }
@@ -221,9 +236,7 @@ fn ws_reconnect_may_omit_unchanged_fields_when_configured_seq_2() {
     let mut h = Harness::new(s);
     everything_set(&mut h);
     h.establish(hello(all_server_caps()));
-    h.fail(opamp_agent_fsm::TransportError::ConnectionLost {
-        reason: "x".into(),
-    });
+    h.fail(opamp_agent_fsm::TransportError::ConnectionLost { reason: "x".into() });
     h.agent.set_health(health(false));
     let again = h.connect();
     assert_eq!(again.len(), 1, "still a first status report (SEQ-1)");
@@ -242,9 +255,7 @@ fn ws_reconnect_resends_what_got_no_reply_seq_2_err_5() {
     h.agent.set_effective_config(effective(b"new"));
     assert_eq!(h.drain().len(), 1);
     // The link breaks before the server answered.
-    h.fail(opamp_agent_fsm::TransportError::ConnectionLost {
-        reason: "x".into(),
-    });
+    h.fail(opamp_agent_fsm::TransportError::ConnectionLost { reason: "x".into() });
     let again = h.connect();
     assert_eq!(again[0].effective_config, Some(effective(b"new")));
 }
@@ -295,7 +306,10 @@ fn request_instance_uid_flag_is_set_until_a_uid_arrives_uid_4_uid_6() {
     s.request_instance_uid = true;
     let mut h = Harness::new(s);
     let first = h.connect();
-    assert_eq!(first[0].flags, AgentToServerFlags::REQUEST_INSTANCE_UID.bits());
+    assert_eq!(
+        first[0].flags,
+        AgentToServerFlags::REQUEST_INSTANCE_UID.bits()
+    );
     let new = [0x42u8; 16];
     let m = h.reply(v1::ServerToAgent {
         agent_identification: Some(v1::AgentIdentification {
@@ -312,7 +326,11 @@ fn request_instance_uid_flag_is_set_until_a_uid_arrives_uid_4_uid_6() {
     assert_eq!(h.agent.instance_uid().as_bytes(), &new);
     h.agent.set_health(health(false));
     let m = h.drain();
-    assert_eq!(m[0].instance_uid, new.to_vec(), "used for all further messages");
+    assert_eq!(
+        m[0].instance_uid,
+        new.to_vec(),
+        "used for all further messages"
+    );
     assert_eq!(m[0].flags, 0, "RequestInstanceUid cleared");
 }
 
@@ -390,7 +408,10 @@ fn remote_config_flow_reports_status_once_rcfg_3_rcfg_11() {
     let m = h.drain();
     assert_eq!(m.len(), 1, "one message with both");
     assert_eq!(
-        m[0].remote_config_status.as_ref().unwrap().last_remote_config_hash,
+        m[0].remote_config_status
+            .as_ref()
+            .unwrap()
+            .last_remote_config_hash,
         b"h1".to_vec()
     );
     assert!(m[0].effective_config.is_some());
@@ -444,7 +465,10 @@ fn custom_messages_go_out_one_per_message_cus_2() {
             ..Default::default()
         })
         .unwrap_err();
-    assert!(matches!(err, opamp_agent_fsm::Error::CustomCapabilityNotDeclared { .. }));
+    assert!(matches!(
+        err,
+        opamp_agent_fsm::Error::CustomCapabilityNotDeclared { .. }
+    ));
     for i in 0..opamp_agent_fsm::MAX_PENDING_CUSTOM_MESSAGES {
         h.agent.send_custom_message(msg(&i.to_string())).unwrap();
     }
@@ -468,7 +492,10 @@ fn server_custom_capabilities_are_tracked_cus_1() {
     assert!(matches!(&h.take_events()[..], [Event::ServerCustomCapabilities(c)] if c == &["io.s"]));
     h.reply(cc);
     assert!(h.take_events().is_empty());
-    assert_eq!(h.agent.server_custom_capabilities(), Some(&["io.s".to_string()][..]));
+    assert_eq!(
+        h.agent.server_custom_capabilities(),
+        Some(&["io.s".to_string()][..])
+    );
 }
 
 #[test]
@@ -529,7 +556,11 @@ fn remote_config_status_needs_reports_remote_config_rcfg_8() {
     let mut h = Harness::ws(A::REPORTS_STATUS | A::ACCEPTS_REMOTE_CONFIG);
     h.agent
         .set_remote_config_status(remote_status(b"h", v1::RemoteConfigStatuses::Applied));
-    assert!(h.establish(hello(all_server_caps())).remote_config_status.is_none());
+    assert!(
+        h.establish(hello(all_server_caps()))
+            .remote_config_status
+            .is_none()
+    );
 }
 
 #[test]
@@ -554,7 +585,10 @@ fn package_statuses_are_not_sent_to_a_server_without_accepts_packages_status_cap
     let mut h = Harness::ws(all_caps());
     h.agent.set_package_statuses(packages(b"1"));
     let first = h.establish(hello(S::ACCEPTS_STATUS));
-    assert!(first.package_statuses.is_some(), "unknown server capabilities: sent");
+    assert!(
+        first.package_statuses.is_some(),
+        "unknown server capabilities: sent"
+    );
     h.agent.set_package_statuses(packages(b"2"));
     assert!(h.drain().is_empty(), "known and lacking: not sent");
     // The server gains the capability: the current statuses go out whole.
@@ -578,7 +612,10 @@ fn effective_config_is_not_sent_to_a_server_without_accepts_effective_config_cap
         flags: opamp_proto::ServerToAgentFlags::REPORT_FULL_STATE.bits(),
         ..ack()
     });
-    assert!(m[0].effective_config.is_none(), "not even in the full state");
+    assert!(
+        m[0].effective_config.is_none(),
+        "not even in the full state"
+    );
 }
 
 #[test]
@@ -591,7 +628,10 @@ fn csr_is_refused_unless_the_server_accepts_it_cap_7_csr_9() {
     ));
     h.establish(hello(S::ACCEPTS_STATUS));
     let err = h.agent.request_certificate(b"csr".to_vec()).unwrap_err();
-    assert!(err.to_string().contains("AcceptsConnectionSettingsRequest"), "{err}");
+    assert!(
+        err.to_string().contains("AcceptsConnectionSettingsRequest"),
+        "{err}"
+    );
     assert!(h.drain().is_empty());
     let mut h = Harness::ws(A::REPORTS_STATUS);
     h.establish(hello(all_server_caps()));
@@ -605,16 +645,47 @@ fn csr_is_refused_unless_the_server_accepts_it_cap_7_csr_9() {
 fn csr_is_sent_once_csr_1_csr_9() {
     let mut h = Harness::ws(all_caps());
     h.establish(hello(all_server_caps()));
-    h.agent.request_certificate(b"-----BEGIN CSR".to_vec()).unwrap();
+    h.agent
+        .request_certificate(b"-----BEGIN CSR".to_vec())
+        .unwrap();
     let m = h.drain();
     assert_eq!(m.len(), 1);
     let req = m[0].connection_settings_request.as_ref().unwrap();
     assert_eq!(
-        req.opamp.as_ref().unwrap().certificate_request.as_ref().unwrap().csr,
+        req.opamp
+            .as_ref()
+            .unwrap()
+            .certificate_request
+            .as_ref()
+            .unwrap()
+            .csr,
         b"-----BEGIN CSR".to_vec()
     );
     h.reply(ack());
     h.agent.set_health(health(false));
     let m = h.advance(Duration::from_secs(31));
     assert!(m.iter().all(|m| m.connection_settings_request.is_none()));
+}
+
+#[test]
+fn compressed_reconnect_after_unavailable_resends_the_goodbye_status_thr_2_seq_2() {
+    let mut s = settings(Transport::WebSocket, all_caps());
+    s.full_state_on_reconnect = false;
+    let mut h = Harness::new(s);
+    h.establish(hello(all_server_caps()));
+    h.agent.set_health(health(false));
+    h.drain();
+    // The server was too busy to process it.
+    let m = h.reply(v1::ServerToAgent::unavailable(
+        UID.to_vec(),
+        Duration::from_secs(31),
+    ));
+    assert!(m[0].agent_disconnect.is_some());
+    h.advance(Duration::from_secs(60));
+    let again = h.connect();
+    assert_eq!(
+        again[0].health,
+        Some(health(false)),
+        "resumed with what was not processed"
+    );
 }

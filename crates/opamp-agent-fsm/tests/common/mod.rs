@@ -1,6 +1,6 @@
 //! In-memory test harness: a virtual clock, the session, and helpers that shuttle
 //! `poll_transmit` → (fake server) → `handle_message`, recording everything.
-#![allow(dead_code, unreachable_pub)]
+#![allow(dead_code, unreachable_pub, clippy::unwrap_used)]
 
 use std::time::{Duration, Instant};
 
@@ -163,7 +163,10 @@ impl Harness {
                 Some(m) => {
                     if self.transport == Transport::Http {
                         self.outstanding += 1;
-                        assert!(self.outstanding <= 1, "two HTTP requests in flight (HTTP-6)");
+                        assert!(
+                            self.outstanding <= 1,
+                            "two HTTP requests in flight (HTTP-6)"
+                        );
                     }
                     self.check_invariants(&m);
                     out.push(m.clone());
@@ -205,7 +208,10 @@ impl Harness {
     pub fn connect(&mut self) -> Vec<v1::AgentToServer> {
         self.drain();
         let a = self.actions.pop().expect("an action");
-        assert!(matches!(a, Action::Connect(_)), "expected Connect, got {a:?}");
+        assert!(
+            matches!(a, Action::Connect(_)),
+            "expected Connect, got {a:?}"
+        );
         self.agent.handle_connected(self.now);
         self.drain()
     }
