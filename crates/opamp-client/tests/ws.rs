@@ -68,7 +68,7 @@ async fn every_message_has_the_zero_header_and_headers_reach_the_upgrade_ws_3_op
 }
 
 #[tokio::test]
-async fn legacy_headerless_frames_are_accepted_ws_7() {
+async fn client_accepts_legacy_headerless_frames_ws_7() {
     let server = MockServer::start().await;
     let client = fast(OpampClient::builder(server.ws_url()))
         .capabilities(caps())
