@@ -19,6 +19,9 @@ stderr: the client's log lines (warnings and above; everything with --verbose).
 The remote config is "applied" by reporting APPLIED with its hash (RCFG-3) and recording the
 files as the effective config. The process runs until stdin closes, or SIGTERM/SIGINT; then
 OpAMPAgent.stop() sends agent_disconnect and the process exits 0.
+
+stdin: the line `repeat-heartbeat` queues one heartbeat payload twice, so the server gets the
+same sequence number twice in a row (as it does when the client retries a request).
 """
 
 from __future__ import annotations
@@ -37,12 +40,18 @@ from opentelemetry._opamp.proto import opamp_pb2
 from opentelemetry._opamp.transport.requests import RequestsTransport
 
 _emit_lock = threading.Lock()
+_closed = False
 
 
 def emit(obj: dict) -> None:
+    """Prints one event line; nothing after the final "stopped" (daemon threads may linger)."""
+    global _closed
     with _emit_lock:
+        if _closed:
+            return
         sys.stdout.write(json.dumps(obj) + "\n")
         sys.stdout.flush()
+        _closed = obj.get("event") == "stopped"
 
 
 def hexb(b: bytes) -> str | None:
@@ -159,8 +168,14 @@ def main() -> int:
     signal.signal(signal.SIGINT, lambda *_: stop.set())
 
     def watch_stdin() -> None:
-        for _ in sys.stdin:
-            pass
+        for line in sys.stdin:
+            if line.strip() == "repeat-heartbeat":
+                # What the client itself does when it retries: a payload is encoded once,
+                # when it is queued, and sent again unchanged, sequence number included.
+                payload = client.build_heartbeat_message()
+                agent.send(payload)
+                agent.send(payload)
+                emit({"event": "repeat_queued"})
         stop.set()
 
     threading.Thread(target=watch_stdin, name="stdin-watch", daemon=True).start()

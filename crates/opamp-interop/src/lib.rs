@@ -13,15 +13,19 @@
 //! key ([`PeerProcess::wait_for`] reads them). Children are killed when their
 //! [`PeerProcess`] is dropped, so a failing test leaves no process behind.
 //!
-//! ```no_run
-//! # async fn demo() {
+//! ```
 //! use opamp_interop::Peers;
 //!
-//! let Some(peers) = Peers::from_env("demo") else { return };
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! // Without the peers installed this prints a "skipped" line and stops here.
+//! let Some(peers) = Peers::from_env("doc example") else { return };
 //! let mut mock = peers.mock_server(&[("", r#"{"level":"debug"}"#)]).await;
 //! let mut agent = peers.node_agent(mock.endpoint(), &[]);
 //! agent.wait_for("connected", |e| e["event"] == "connected").await;
 //! mock.wait_for("a request", |e| e["event"] == "request").await;
+//! agent.stop().await;
+//! mock.process().stop().await;
 //! # }
 //! ```
 

@@ -1,6 +1,8 @@
 //! The harness itself: the two peer agents against the peer mock server, no code of ours.
 //! When a test against our server fails and this one passes, the fault is ours.
 
+#![allow(clippy::unwrap_used)] // tests and their support module may unwrap
+
 use opamp_interop::peers_or_skip;
 
 const CONFIG: &str = r#"{"log_level":"debug"}"#;
