@@ -480,3 +480,49 @@ async fn unavailable_disconnects_waits_and_reconnects_thr_2() {
     );
     handle.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn stop_while_reconnecting_ends_at_once() {
+    let server = MockServer::start().await;
+    server.upgrade((0..100).map(|_| Some((500, vec![]))));
+    let client = OpampClient::builder(server.ws_url())
+        .capabilities(caps())
+        .build()
+        .unwrap();
+    let (handle, mut events) = client.start().await.unwrap();
+    next_event(&mut events, "connect failed", |e| {
+        matches!(e, ClientEvent::ConnectFailed { .. })
+    })
+    .await;
+    support::guard("stop", handle.stop()).await.unwrap();
+    let mut last = None;
+    while let Some(e) = events.recv().await {
+        last = Some(e);
+    }
+    assert!(matches!(last, Some(ClientEvent::Stopped)), "{last:?}");
+}
+
+#[tokio::test]
+async fn dropping_every_handle_stops_the_client_gracefully() {
+    let server = MockServer::start().await;
+    let client = fast(OpampClient::builder(server.ws_url()))
+        .capabilities(caps())
+        .build()
+        .unwrap();
+    let (handle, mut events) = client.start().await.unwrap();
+    server
+        .wait("first message", |r| !r.ws_messages().is_empty())
+        .await;
+    let clone = handle.clone();
+    drop(handle);
+    drop(clone);
+    next_event(&mut events, "stopped", |e| {
+        matches!(e, ClientEvent::Stopped)
+    })
+    .await;
+    server
+        .wait("goodbye", |r| {
+            r.ws_messages().iter().any(|m| m.agent_disconnect.is_some())
+        })
+        .await;
+}
