@@ -167,16 +167,19 @@ async fn offered_settings_are_tried_and_persisted_as_valid_opc_4_opc_5() {
 async fn a_stored_candidate_is_resumed_after_a_restart_opc_5() {
     let valid = MockServer::start().await;
     let candidate = MockServer::start().await;
-    let store = MemoryStateStore::with_state({
-        let mut s = PersistedState::default();
-        s.valid_settings = Some(ConnectionTarget::new(valid.ws_url()));
-        s.candidate_settings = Some(ConnectionTarget::new(candidate.ws_url()));
-        s
-    });
+    // What a crash between OPC-5 steps 3 and 8 leaves on disk.
+    let dir = tempfile::tempdir().unwrap();
+    let before = FileStateStore::new(dir.path());
+    before
+        .save_valid_settings(&ConnectionTarget::new(valid.ws_url()))
+        .unwrap();
+    before
+        .save_candidate_settings(Some(&ConnectionTarget::new(candidate.ws_url())))
+        .unwrap();
     // The configured endpoint is superseded by the stored settings.
     let (handle, mut events) = fast(OpampClient::builder("ws://127.0.0.1:9/v1/opamp"))
         .capabilities(caps())
-        .state_store(store.clone())
+        .state_store(FileStateStore::new(dir.path()))
         .build()
         .unwrap()
         .start()
@@ -190,7 +193,7 @@ async fn a_stored_candidate_is_resumed_after_a_restart_opc_5() {
     .await;
     handle.stop().await.unwrap();
     assert!(valid.with(|r| r.upgrades.is_empty()));
-    let state = store.snapshot();
+    let state = FileStateStore::new(dir.path()).load().unwrap();
     assert_eq!(state.valid_settings.unwrap().endpoint, candidate.ws_url());
     assert_eq!(state.candidate_settings, None);
 }
