@@ -5,33 +5,30 @@
 //! nonsensical steps, such as finishing an update that never started. It never performs IO.
 //!
 //! ```text
-//!                      Connect
-//!   +--------------+ ----------> +-----------+  Start   +---------+
-//!   | Initializing |             | Connected | -------> |         |
-//!   +--------------+             +-----------+          |         |
-//!     |    ^                       |  BeginConfiguring  |         |
-//!     |    | (never returns)       v                    |         |
-//!     |                      +-------------+ ConfigApplied        |
-//!     |                      | Configuring | ---------> | Running |
-//!     |                      +-------------+            |         |
-//!     |                         ^  |  ^   BeginConfiguring|       |
-//!     |                         |  |  +-----------------|         |
-//!     |        BeginConfiguring |  | Fail               |         |
-//!     |                         |  v                    |         |
-//!     |                      +-------+    Recover       |         |
-//!     |                      | Error | ---------------> |         |
-//!     |                      +-------+                  |         |
-//!     |                         ^  |  BeginUpdate       |         |
-//!     |                    Fail |  v                    |         |
-//!     |                      +----------+ UpdateCompleted         |
-//!     |                      | Updating | --------------> |       |
-//!     |                      +----------+ <-------------- +-------+
-//!     |                                      BeginUpdate
-//!     |  Disconnect (from every state but Disconnected)
-//!     v
-//!   +--------------+   Connect
-//!   | Disconnected | ----------> Connected
-//!   +--------------+
+//!  +--------------+  Connect   +-----------+  Start                    +---------+
+//!  | Initializing | ---------> | Connected | ------------------------> |         |
+//!  +--------------+            +-----------+                           |         |
+//!                                    |  BeginConfiguring               |         |
+//!                                    v                                 |         |
+//!                             +-------------+   ConfigApplied          |         |
+//!                  +--------> | Configuring | -----------------------> |         |
+//!                  |          +-------------+                          | Running |
+//!  BeginConfiguring|                 | Fail        BeginConfiguring    |         |
+//!  (from Running   |                 v           <-------------------- |         |
+//!   and Error)     |          +-------------+   Recover                |         |
+//!                  +--------- |    Error    | -----------------------> |         |
+//!                             +-------------+                          |         |
+//!                                 |      ^  Fail                       |         |
+//!                      BeginUpdate|      |                BeginUpdate  |         |
+//!                                 v      |               <------------ |         |
+//!                             +-------------+   UpdateCompleted        |         |
+//!                             |  Updating   | -----------------------> |         |
+//!                             +-------------+                          +---------+
+//!
+//!   Fail: from Connected, Configuring, Running and Updating.
+//!   Disconnect: from every state except Disconnected  --->  +--------------+
+//!   Connect: Disconnected ---> Connected                     | Disconnected |
+//!                                                            +--------------+
 //! ```
 //!
 //! The full table (every other pair is illegal and returns [`LifecycleError`] naming the
@@ -275,6 +272,41 @@ mod tests {
         l.apply(Transition::Disconnect).unwrap();
         assert!(l.apply(Transition::Disconnect).is_err());
         assert!(!l.can_apply(Transition::Disconnect));
+    }
+
+    #[test]
+    fn transition_table_matches_the_docs() {
+        use State as S;
+        use Transition as T;
+        let table: [(Transition, &[State]); 9] = [
+            (T::Connect, &[S::Initializing, S::Disconnected]),
+            (T::Start, &[S::Connected]),
+            (T::BeginConfiguring, &[S::Connected, S::Running, S::Error]),
+            (T::ConfigApplied, &[S::Configuring]),
+            (T::BeginUpdate, &[S::Running, S::Error]),
+            (T::UpdateCompleted, &[S::Updating]),
+            (
+                T::Fail,
+                &[S::Connected, S::Configuring, S::Running, S::Updating],
+            ),
+            (T::Recover, &[S::Error]),
+            (
+                T::Disconnect,
+                &[
+                    S::Initializing,
+                    S::Connected,
+                    S::Configuring,
+                    S::Running,
+                    S::Updating,
+                    S::Error,
+                ],
+            ),
+        ];
+        for (t, froms) in table {
+            for s in State::ALL {
+                assert_eq!(t.allowed_from(s), froms.contains(&s), "{t:?} from {s:?}");
+            }
+        }
     }
 
     #[test]

@@ -34,3 +34,35 @@ pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
     let when = httpdate::parse_http_date(value).ok()?;
     Some(when.duration_since(now).unwrap_or(Duration::ZERO))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delta_seconds_and_dates_thr_3() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000_000);
+        assert_eq!(
+            parse_retry_after(" 30 ", now),
+            Some(Duration::from_secs(30))
+        );
+        assert_eq!(parse_retry_after("0", now), Some(Duration::ZERO));
+        assert_eq!(
+            parse_retry_after("99999999999999999999999", now),
+            Some(Duration::from_secs(u64::MAX)),
+            "saturates"
+        );
+        for bad in ["", "-1", "1.5", "30s", "Sun, 99 Sep 2001 01:48:40 GMT"] {
+            assert_eq!(parse_retry_after(bad, now), None, "{bad:?}");
+        }
+        // The obsolete RFC 850 and asctime forms are HTTP-dates too.
+        assert_eq!(
+            parse_retry_after("Sunday, 09-Sep-01 01:48:40 GMT", now),
+            Some(Duration::from_secs(120))
+        );
+        assert_eq!(
+            parse_retry_after("Sun Sep  9 01:48:40 2001", now),
+            Some(Duration::from_secs(120))
+        );
+    }
+}
