@@ -91,14 +91,14 @@ pub(crate) fn install(root: &Path) -> Result<PeerEnv> {
             .is_file()
         && env.python.is_file();
     if installed && fs::read_to_string(&stamp).ok().as_deref() == Some(stamp_text.as_str()) {
-        println!("peers: up to date in {}", cache.display());
+        eprintln!("peers: up to date in {}", cache.display());
         return Ok(env);
     }
 
     // Drop the stamp first, so an interrupted install is redone next time.
     let _ = fs::remove_file(&stamp);
 
-    println!("peers: npm ci (interop/node) into {}", node_dir.display());
+    eprintln!("peers: npm ci (interop/node) into {}", node_dir.display());
     fs::create_dir_all(&node_dir).with_context(|| format!("creating {}", node_dir.display()))?;
     for file in [&node_manifest, &node_lock] {
         let name = file.file_name().context("manifest path has a file name")?;
@@ -120,7 +120,7 @@ pub(crate) fn install(root: &Path) -> Result<PeerEnv> {
         "npm ci",
     )?;
 
-    println!("peers: python3 -m venv + pip install -r interop/python/requirements.txt");
+    eprintln!("peers: python3 -m venv + pip install -r interop/python/requirements.txt");
     if venv.exists() {
         fs::remove_dir_all(&venv).with_context(|| format!("removing old {}", venv.display()))?;
     }
@@ -143,7 +143,7 @@ pub(crate) fn install(root: &Path) -> Result<PeerEnv> {
     )?;
 
     fs::write(&stamp, stamp_text).with_context(|| format!("writing {}", stamp.display()))?;
-    println!("peers: installed in {}", cache.display());
+    eprintln!("peers: installed in {}", cache.display());
     Ok(env)
 }
 
