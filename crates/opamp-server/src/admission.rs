@@ -178,8 +178,10 @@ mod tests {
 
     #[test]
     fn concurrency_cap_releases_on_drop() {
-        let mut config = AdmissionConfig::default();
-        config.max_ws_connections = 1;
+        let config = AdmissionConfig {
+            max_ws_connections: 1,
+            ..Default::default()
+        };
         let admission = Admission::new(config);
         let now = Instant::now();
         let first = admission.admit_ws(now).unwrap();
@@ -193,9 +195,11 @@ mod tests {
 
     #[test]
     fn rate_refusal_has_a_retry_after_of_at_least_one_second() {
-        let mut config = AdmissionConfig::default();
-        config.new_ws_connections_per_second = 1000.0;
-        config.new_ws_connections_burst = 1;
+        let config = AdmissionConfig {
+            new_ws_connections_per_second: 1000.0,
+            new_ws_connections_burst: 1,
+            ..Default::default()
+        };
         let admission = Admission::new(config);
         let now = Instant::now();
         let _a = admission.admit_ws(now).unwrap();

@@ -278,3 +278,19 @@ impl ServerConfigBuilder {
         self.config
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_follow_the_specification_wsl_1_hsl_1_gen_3() {
+        let config = ServerConfig::default();
+        assert_eq!(config.max_incoming_message_size, 64 * 1024 * 1024);
+        assert_eq!(config.max_outgoing_message_size, 64 * 1024 * 1024);
+        assert_eq!(config.path, "/v1/opamp");
+        assert_eq!(config.session.http_poll_interval, Duration::from_secs(30));
+        assert_eq!(config.session.missed_polls, 3);
+        assert!(config.session.wire_capabilities().is_valid_to_send());
+    }
+}

@@ -81,7 +81,11 @@ pub(crate) fn accepts_gzip(headers: &HeaderMap) -> bool {
             let mut parts = item.split(';');
             let coding = parts.next().unwrap_or("").trim().to_ascii_lowercase();
             let q = parts
-                .filter_map(|p| p.trim().strip_prefix("q=").or_else(|| p.trim().strip_prefix("Q=")))
+                .filter_map(|p| {
+                    p.trim()
+                        .strip_prefix("q=")
+                        .or_else(|| p.trim().strip_prefix("Q="))
+                })
                 .find_map(|q| q.trim().parse::<f32>().ok())
                 .unwrap_or(1.0);
             match coding.as_str() {
@@ -120,7 +124,10 @@ pub(crate) fn connection_request(
 fn text(status: StatusCode, body: &'static str) -> Response {
     (
         status,
-        [(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"))],
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; charset=utf-8"),
+        )],
         body,
     )
         .into_response()
@@ -147,14 +154,20 @@ pub(crate) fn admission_response(metrics: &Metrics, admission: Admission) -> Opt
         Admission::TooManyRequests { retry_after } => {
             metrics::inc(&metrics.rejected_rate);
             Some(with_retry_after(
-                text(StatusCode::TOO_MANY_REQUESTS, "too many requests, retry later\n"),
+                text(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "too many requests, retry later\n",
+                ),
                 retry_after,
             ))
         }
         Admission::Unavailable { retry_after } => {
             metrics::inc(&metrics.rejected_overload);
             Some(with_retry_after(
-                text(StatusCode::SERVICE_UNAVAILABLE, "server overloaded, retry later\n"),
+                text(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "server overloaded, retry later\n",
+                ),
                 retry_after,
             ))
         }
@@ -227,15 +240,13 @@ pub(crate) async fn serve<H: Handler>(server: Server<H>, request: Request) -> Re
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     let connection = Arc::new(connection_request(&mut parts, Transport::Http, None));
-    if let Some(refused) =
-        admission_response(m, inner.handler.on_connecting(&connection).await)
-    {
+    if let Some(refused) = admission_response(m, inner.handler.on_connecting(&connection).await) {
         return refused;
     }
 
     let limit = inner.config.max_incoming_message_size;
-    let early_too_large = encoding == Encoding::Identity
-        && declared_len.is_some_and(|len| len > limit as u64);
+    let early_too_large =
+        encoding == Encoding::Identity && declared_len.is_some_and(|len| len > limit as u64);
     let read = if early_too_large {
         Err(BodyError::TooLarge)
     } else {
@@ -254,10 +265,15 @@ pub(crate) async fn serve<H: Handler>(server: Server<H>, request: Request) -> Re
         Err(BodyError::TooLarge) => {
             metrics::inc(&m.oversized_in);
             tracing::debug!(limit, "request body over the limit: 413 (HSL-3)");
-            let fits_drain = declared_len.is_none_or(|len| len <= inner.config.http.drain_limit as u64);
+            let fits_drain =
+                declared_len.is_none_or(|len| len <= inner.config.http.drain_limit as u64);
             if fits_drain {
-                drain(&mut body, inner.config.http.drain_limit, inner.config.http.body_timeout)
-                    .await;
+                drain(
+                    &mut body,
+                    inner.config.http.drain_limit,
+                    inner.config.http.body_timeout,
+                )
+                .await;
             }
             return text(
                 StatusCode::PAYLOAD_TOO_LARGE,
@@ -306,7 +322,11 @@ fn protobuf_response<H: Handler>(
     gzip_reply: bool,
 ) -> Response {
     let encoded = msg.encode_to_vec();
-    if inner.outgoing_limits().check_outgoing(encoded.len()).is_err() {
+    if inner
+        .outgoing_limits()
+        .check_outgoing(encoded.len())
+        .is_err()
+    {
         metrics::inc(&inner.metrics.oversized_out);
         tracing::warn!(
             size = encoded.len(),
@@ -337,7 +357,11 @@ fn protobuf_response<H: Handler>(
 
 /// Reads the body incrementally, decompressing gzip as it arrives, and stops as soon as
 /// the decompressed size passes `limit` (HSL-2).
-async fn read_body(body: &mut Body, encoding: Encoding, limit: usize) -> Result<Vec<u8>, BodyError> {
+async fn read_body(
+    body: &mut Body,
+    encoding: Encoding,
+    limit: usize,
+) -> Result<Vec<u8>, BodyError> {
     let mut decoder = (encoding == Encoding::Gzip).then(|| GzipDecoder::new(limit));
     let mut out = Vec::new();
     while let Some(frame) = body.frame().await {
@@ -400,19 +424,31 @@ mod tests {
 
     #[test]
     fn protobuf_media_type_ignores_case_and_parameters_http_8() {
-        assert!(is_protobuf(&headers(&[("content-type", "application/x-protobuf")])));
+        assert!(is_protobuf(&headers(&[(
+            "content-type",
+            "application/x-protobuf"
+        )])));
         assert!(is_protobuf(&headers(&[(
             "content-type",
             "Application/X-Protobuf; charset=binary"
         )])));
-        assert!(!is_protobuf(&headers(&[("content-type", "application/json")])));
-        assert!(!is_protobuf(&headers(&[("content-type", "application/x-protobuffer")])));
+        assert!(!is_protobuf(&headers(&[(
+            "content-type",
+            "application/json"
+        )])));
+        assert!(!is_protobuf(&headers(&[(
+            "content-type",
+            "application/x-protobuffer"
+        )])));
         assert!(!is_protobuf(&HeaderMap::new()));
     }
 
     #[test]
     fn content_encoding_accepts_gzip_and_identity_only_http_10() {
-        assert_eq!(content_encoding(&HeaderMap::new()), Some(Encoding::Identity));
+        assert_eq!(
+            content_encoding(&HeaderMap::new()),
+            Some(Encoding::Identity)
+        );
         assert_eq!(
             content_encoding(&headers(&[("content-encoding", "GZIP")])),
             Some(Encoding::Gzip)
@@ -421,7 +457,10 @@ mod tests {
             content_encoding(&headers(&[("content-encoding", "identity")])),
             Some(Encoding::Identity)
         );
-        assert_eq!(content_encoding(&headers(&[("content-encoding", "br")])), None);
+        assert_eq!(
+            content_encoding(&headers(&[("content-encoding", "br")])),
+            None
+        );
         assert_eq!(
             content_encoding(&headers(&[("content-encoding", "gzip, gzip")])),
             None
@@ -431,10 +470,16 @@ mod tests {
     #[test]
     fn accept_encoding_q_values_http_12() {
         assert!(accepts_gzip(&headers(&[("accept-encoding", "gzip")])));
-        assert!(accepts_gzip(&headers(&[("accept-encoding", "br, gzip;q=0.5")])));
+        assert!(accepts_gzip(&headers(&[(
+            "accept-encoding",
+            "br, gzip;q=0.5"
+        )])));
         assert!(!accepts_gzip(&headers(&[("accept-encoding", "gzip;q=0")])));
         assert!(accepts_gzip(&headers(&[("accept-encoding", "*")])));
-        assert!(!accepts_gzip(&headers(&[("accept-encoding", "*, gzip;q=0")])));
+        assert!(!accepts_gzip(&headers(&[(
+            "accept-encoding",
+            "*, gzip;q=0"
+        )])));
         assert!(!accepts_gzip(&headers(&[("accept-encoding", "identity")])));
         assert!(!accepts_gzip(&HeaderMap::new()));
     }

@@ -76,9 +76,7 @@ mod ws;
 pub use admission::AdmissionConfig;
 pub use config::{HttpConfig, ServerConfig, ServerConfigBuilder, WsConfig};
 pub use error::Error;
-pub use handler::{
-    Admission, AgentContext, ConnectionRequest, Disconnected, Handler, Transport,
-};
+pub use handler::{Admission, AgentContext, ConnectionRequest, Disconnected, Handler, Transport};
 pub use metrics::MetricsSnapshot;
 pub use server::{BroadcastReport, Delivery, Server};
 pub use session::{ConnectionId, DisconnectReason, DuplicatePolicy, UidAssignment};

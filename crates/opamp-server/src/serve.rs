@@ -18,9 +18,9 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tower::ServiceExt;
 
+use crate::Error;
 use crate::handler::Handler;
 use crate::server::Server;
-use crate::Error;
 
 /// Per-connection facts attached to every request as an extension.
 #[derive(Debug, Clone)]
@@ -50,8 +50,12 @@ impl<H: Handler> Server<H> {
         tls: Arc<rustls::ServerConfig>,
         shutdown: impl Future<Output = ()> + Send,
     ) -> Result<(), Error> {
-        self.accept_loop(listener, Some(tokio_rustls::TlsAcceptor::from(tls)), shutdown)
-            .await
+        self.accept_loop(
+            listener,
+            Some(tokio_rustls::TlsAcceptor::from(tls)),
+            shutdown,
+        )
+        .await
     }
 
     async fn accept_loop(
@@ -94,22 +98,20 @@ impl<H: Handler> Server<H> {
                         serve_connection(tcp, router, meta, watcher).await;
                     }
                     Some(acceptor) => {
-                        let stream = match tokio::time::timeout(
-                            handshake_timeout,
-                            acceptor.accept(tcp),
-                        )
-                        .await
-                        {
-                            Ok(Ok(stream)) => stream,
-                            Ok(Err(e)) => {
-                                tracing::debug!(%peer_addr, error = %e, "TLS handshake failed");
-                                return;
-                            }
-                            Err(_) => {
-                                tracing::debug!(%peer_addr, "TLS handshake timed out");
-                                return;
-                            }
-                        };
+                        let stream =
+                            match tokio::time::timeout(handshake_timeout, acceptor.accept(tcp))
+                                .await
+                            {
+                                Ok(Ok(stream)) => stream,
+                                Ok(Err(e)) => {
+                                    tracing::debug!(%peer_addr, error = %e, "TLS handshake failed");
+                                    return;
+                                }
+                                Err(_) => {
+                                    tracing::debug!(%peer_addr, "TLS handshake timed out");
+                                    return;
+                                }
+                            };
                         let peer_certificates = stream.get_ref().1.peer_certificates().map(
                             |chain| -> Arc<[CertificateDer<'static>]> {
                                 chain.iter().map(|c| c.clone().into_owned()).collect()
@@ -133,7 +135,10 @@ impl<H: Handler> Server<H> {
         })
         .await;
         if drained.is_err() {
-            tracing::warn!(?grace, "shutdown grace period over with connections still open");
+            tracing::warn!(
+                ?grace,
+                "shutdown grace period over with connections still open"
+            );
         }
         Ok(())
     }

@@ -325,7 +325,11 @@ impl<H: Handler> Inner<H> {
             Ok(frame) => Ok(Bytes::from(frame)),
             Err(opamp_proto::Error::OutgoingTooLarge { size, limit }) => {
                 metrics::inc(&self.metrics.oversized_out);
-                tracing::warn!(size, limit, "outgoing message over the limit: not sent (WSL-5)");
+                tracing::warn!(
+                    size,
+                    limit,
+                    "outgoing message over the limit: not sent (WSL-5)"
+                );
                 Err(Error::OutgoingTooLarge { size, limit })
             }
             Err(e) => Err(Error::Protocol(e)),
@@ -360,8 +364,11 @@ impl<H: Handler> Inner<H> {
         let inbound = match received {
             Received::Accepted(inbound) => inbound,
             Received::Rejected(reply) => {
-                tracing::debug!(len = msg.instance_uid.len(), "rejected message with invalid instance_uid (UID-10)");
-                return vec![reply];
+                tracing::debug!(
+                    len = msg.instance_uid.len(),
+                    "rejected message with invalid instance_uid (UID-10)"
+                );
+                return vec![*reply];
             }
         };
         let ctx = AgentContext::new(&inbound, connection.clone());

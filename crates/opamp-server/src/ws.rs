@@ -71,8 +71,7 @@ pub(crate) async fn upgrade<H: Handler>(server: Server<H>, request: Request) -> 
         Transport::WebSocket,
         Some(id),
     ));
-    if let Some(refused) = admission_response(m, inner.handler.on_connecting(&connection).await)
-    {
+    if let Some(refused) = admission_response(m, inner.handler.on_connecting(&connection).await) {
         return refused;
     }
     let limit = inner.config.max_incoming_message_size;
@@ -314,7 +313,8 @@ async fn malformed<H: Handler>(
     match uid {
         Some(uid) => {
             tracing::debug!(%id, %uid, %reason, "malformed message: BAD_REQUEST");
-            let reply = ServerToAgent::error(uid.to_vec(), ServerErrorResponseType::BadRequest, reason);
+            let reply =
+                ServerToAgent::error(uid.to_vec(), ServerErrorResponseType::BadRequest, reason);
             send_message(inner, socket, shared, &reply).await
         }
         None => {

@@ -1,5 +1,7 @@
 //! Authentication (CONN-6) and admission control (THR-1, THR-3) on both transports.
 
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] functions
+
 mod common;
 
 use std::time::Duration;
@@ -40,7 +42,12 @@ async fn auth_failure_gets_401_on_http_and_on_ws_upgrade_conn_6() {
     let srv = start(test_config(), TestHandler::with_token("s3cret")).await;
     let client = http_client();
     // HTTP without and with a wrong token.
-    let response = http_post(&client, &srv.http_url(), full(uid(1), 0, BASIC).encode_to_vec()).await;
+    let response = http_post(
+        &client,
+        &srv.http_url(),
+        full(uid(1), 0, BASIC).encode_to_vec(),
+    )
+    .await;
     assert_eq!(response.status(), 401);
     let response = client
         .post(srv.http_url())

@@ -1,15 +1,17 @@
 //! The bad input table: each case gets its documented response, and another agent on the
 //! same server is still served afterwards.
 
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] functions
+
 mod common;
 
 use std::time::Duration;
 
 use common::*;
 use futures_util::SinkExt;
+use opamp_proto::ServerToAgentFlags;
 use opamp_proto::prost::Message as _;
 use opamp_proto::v1::{AgentToServer, ServerErrorResponseType, ServerToAgent};
-use opamp_proto::ServerToAgentFlags;
 use opamp_server::{Error, ServerConfig};
 use tokio_tungstenite::tungstenite::Message;
 
@@ -103,8 +105,9 @@ async fn run_case(case: Case, srv: &TestServer<TestHandler>, n: u8) {
         }
         Case::HttpOversizedBody => {
             // Streamed without Content-Length: counted while reading (HSL-2, HSL-3).
-            let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
-                (0..(2 * LIMIT / 65536)).map(|_| Ok(vec![0x0a; 65536])).collect();
+            let chunks: Vec<Result<Vec<u8>, std::io::Error>> = (0..(2 * LIMIT / 65536))
+                .map(|_| Ok(vec![0x0a; 65536]))
+                .collect();
             let body = reqwest::Body::wrap_stream(futures_util::stream::iter(chunks));
             let response = post(Vec::new()).body(body).send().await.unwrap();
             assert_eq!(response.status(), 413);
@@ -165,7 +168,11 @@ async fn run_case(case: Case, srv: &TestServer<TestHandler>, n: u8) {
         }
         Case::HttpUnknownAgent => {
             let reply = http_exchange(&client, &url, &heartbeat(uid(n), 41, BASIC)).await;
-            assert!(reply.server_flags().contains(ServerToAgentFlags::REPORT_FULL_STATE));
+            assert!(
+                reply
+                    .server_flags()
+                    .contains(ServerToAgentFlags::REPORT_FULL_STATE)
+            );
         }
         Case::WsMalformedProtobufNoUid => {
             // Policy: no uid known on the connection, so nothing can be echoed: the
@@ -175,7 +182,11 @@ async fn run_case(case: Case, srv: &TestServer<TestHandler>, n: u8) {
             frame.extend_from_slice(GARBAGE);
             ws.send(Message::Binary(frame.into())).await.unwrap();
             let reply = ws_exchange(&mut ws, &full(uid(n), 0, BASIC)).await;
-            assert_eq!(reply.instance_uid, uid(n).to_vec(), "the next reply is to the valid message");
+            assert_eq!(
+                reply.instance_uid,
+                uid(n).to_vec(),
+                "the next reply is to the valid message"
+            );
             assert!(reply.error_response.is_none());
         }
         Case::WsMalformedProtobufKnownUid => {

@@ -1,6 +1,8 @@
 //! The gzip bomb defence (HSL-2, HSL-3), alone in its own test binary so that the peak
 //! memory of the process can be checked.
 
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] functions
+
 mod common;
 
 use std::io::Write;
@@ -29,7 +31,11 @@ async fn gzip_bomb_gets_413_without_allocating_the_inflated_size_hsl_2_hsl_3() {
     }
     let bomb = encoder.finish().unwrap();
     drop(zeros);
-    assert!(bomb.len() < 1 << 20, "the bomb is small: {} bytes", bomb.len());
+    assert!(
+        bomb.len() < 1 << 20,
+        "the bomb is small: {} bytes",
+        bomb.len()
+    );
 
     let config = ServerConfig::builder().max_message_size(LIMIT).build();
     let srv = start(config, TestHandler::default()).await;

@@ -1,5 +1,7 @@
 //! Plain-HTTP transport over real sockets.
 
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] functions
+
 mod common;
 
 use std::time::Duration;
@@ -41,7 +43,10 @@ async fn content_type_with_parameters_and_other_case_is_plain_http_http_8() {
     let client = http_client();
     let response = client
         .post(srv.http_url())
-        .header("content-type", "Application/X-Protobuf; proto=opamp.proto.v1.AgentToServer")
+        .header(
+            "content-type",
+            "Application/X-Protobuf; proto=opamp.proto.v1.AgentToServer",
+        )
         .body(full(uid(2), 0, BASIC).encode_to_vec())
         .send()
         .await
@@ -80,9 +85,10 @@ async fn gzip_request_and_gzip_response_http_10_http_12() {
         big
     );
     // The handler saw the decompressed message.
-    let seen = srv.handler().seen.lock().unwrap();
-    assert_eq!(seen.messages[0].1.instance_uid, uid(3).to_vec());
-    drop(seen);
+    {
+        let seen = srv.handler().seen.lock().unwrap();
+        assert_eq!(seen.messages[0].1.instance_uid, uid(3).to_vec());
+    }
     srv.stop().await;
 }
 
@@ -125,7 +131,9 @@ async fn push_to_http_agent_arrives_on_next_poll_http_13_err_7() {
         assert_eq!(delivery, Delivery::Pending);
     }
     let poll = http_exchange(&client, &srv.http_url(), &heartbeat(uid(5), 1, caps)).await;
-    let rc = poll.remote_config.expect("pending config delivered on the poll");
+    let rc = poll
+        .remote_config
+        .expect("pending config delivered on the poll");
     assert_eq!(rc.config.unwrap().config_map["agent.yaml"].body, b"second");
     let next = http_exchange(&client, &srv.http_url(), &heartbeat(uid(5), 2, caps)).await;
     assert!(next.remote_config.is_none(), "delivered once");
@@ -144,7 +152,10 @@ async fn push_to_http_agent_arrives_on_next_poll_http_13_err_7() {
     assert!(cmd.command.is_some());
     assert_eq!(cmd.flags, 0);
     let rest = http_exchange(&client, &srv.http_url(), &heartbeat(uid(5), 4, caps)).await;
-    assert!(rest.server_flags().contains(ServerToAgentFlags::REPORT_FULL_STATE));
+    assert!(
+        rest.server_flags()
+            .contains(ServerToAgentFlags::REPORT_FULL_STATE)
+    );
     srv.stop().await;
 }
 
@@ -157,7 +168,11 @@ async fn http_unknown_agent_gets_report_full_state_seq_13() {
         &heartbeat(uid(6), 100, rcfg_caps()),
     )
     .await;
-    assert!(reply.server_flags().contains(ServerToAgentFlags::REPORT_FULL_STATE));
+    assert!(
+        reply
+            .server_flags()
+            .contains(ServerToAgentFlags::REPORT_FULL_STATE)
+    );
     srv.stop().await;
 }
 
@@ -176,10 +191,11 @@ async fn http_agent_that_stops_polling_is_reported_disconnected_disc_5() {
     })
     .await
     .expect("liveness timeout reported");
-    let seen = srv.handler().seen.lock().unwrap();
-    assert_eq!(seen.disconnects[0].instance_uid, uid(7));
-    assert_eq!(seen.disconnects[0].reason, DisconnectReason::MissedPolls);
-    drop(seen);
+    {
+        let seen = srv.handler().seen.lock().unwrap();
+        assert_eq!(seen.disconnects[0].instance_uid, uid(7));
+        assert_eq!(seen.disconnects[0].reason, DisconnectReason::MissedPolls);
+    }
     srv.stop().await;
 }
 
@@ -188,7 +204,11 @@ async fn oversized_reply_is_not_sent_and_answered_500_hsl_6() {
     let config = ServerConfig::builder()
         .max_outgoing_message_size(1024)
         .build();
-    let srv = start(config, TestHandler::offering(remote_config(&vec![b'z'; 4096]))).await;
+    let srv = start(
+        config,
+        TestHandler::offering(remote_config(&vec![b'z'; 4096])),
+    )
+    .await;
     let response = http_post(
         &http_client(),
         &srv.http_url(),
@@ -223,8 +243,9 @@ async fn router_can_be_mounted_at_a_custom_path_gen_3() {
     let mut ws = ws_connect(&format!("ws://{addr}/custom/opamp")).await;
     let reply = ws_exchange(&mut ws, &full(uid(11), 0, BASIC)).await;
     assert_eq!(reply.instance_uid, uid(11).to_vec());
-    let seen = server.handler().seen.lock().unwrap();
-    assert!(seen.connecting.iter().all(|c| c.peer_addr.is_some()));
-    drop(seen);
+    {
+        let seen = server.handler().seen.lock().unwrap();
+        assert!(seen.connecting.iter().all(|c| c.peer_addr.is_some()));
+    }
     task.abort();
 }

@@ -1,5 +1,7 @@
 //! TLS and mutual TLS with certificates generated at test time (rcgen).
 
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] functions
+
 mod common;
 
 use std::net::SocketAddr;
@@ -68,7 +70,11 @@ async fn start_tls(pki: &Pki, mutual: bool) -> TestServer<TestHandler> {
     let server = Server::new(test_config(), TestHandler::default());
     let task = tokio::spawn({
         let server = server.clone();
-        async move { server.serve_tls(listener, tls, std::future::pending()).await }
+        async move {
+            server
+                .serve_tls(listener, tls, std::future::pending())
+                .await
+        }
     });
     TestServer { server, addr, task }
 }
@@ -123,7 +129,9 @@ async fn https_and_wss_are_served_over_tls() {
     let pki = pki();
     let srv = start_tls(&pki, false).await;
     let stream = tls_connect(srv.addr, &pki, false).await.unwrap();
-    let reply = https_exchange(stream, &full(uid(1), 0, BASIC)).await.unwrap();
+    let reply = https_exchange(stream, &full(uid(1), 0, BASIC))
+        .await
+        .unwrap();
     assert_eq!(reply.instance_uid, uid(1).to_vec());
 
     let stream = tls_connect(srv.addr, &pki, false).await.unwrap();
@@ -131,9 +139,14 @@ async fn https_and_wss_are_served_over_tls() {
     let (mut ws, _) = tokio_tungstenite::client_async(url, stream).await.unwrap();
     let reply = ws_exchange(&mut ws, &full(uid(2), 0, BASIC)).await;
     assert_eq!(reply.instance_uid, uid(2).to_vec());
-    let seen = srv.handler().seen.lock().unwrap();
-    assert!(seen.messages.iter().all(|(ctx, _)| ctx.peer_certificates == 0));
-    drop(seen);
+    {
+        let seen = srv.handler().seen.lock().unwrap();
+        assert!(
+            seen.messages
+                .iter()
+                .all(|(ctx, _)| ctx.peer_certificates == 0)
+        );
+    }
     srv.stop().await;
 }
 
@@ -142,7 +155,9 @@ async fn mtls_handler_sees_the_client_certificate() {
     let pki = pki();
     let srv = start_tls(&pki, true).await;
     let stream = tls_connect(srv.addr, &pki, true).await.unwrap();
-    let reply = https_exchange(stream, &full(uid(3), 0, BASIC)).await.unwrap();
+    let reply = https_exchange(stream, &full(uid(3), 0, BASIC))
+        .await
+        .unwrap();
     assert_eq!(reply.instance_uid, uid(3).to_vec());
 
     let stream = tls_connect(srv.addr, &pki, true).await.unwrap();
@@ -150,13 +165,21 @@ async fn mtls_handler_sees_the_client_certificate() {
     let (mut ws, _) = tokio_tungstenite::client_async(url, stream).await.unwrap();
     ws_exchange(&mut ws, &full(uid(4), 0, BASIC)).await;
 
-    let seen = srv.handler().seen.lock().unwrap();
-    assert_eq!(seen.messages.len(), 2);
-    assert!(seen.messages.iter().all(|(ctx, _)| ctx.peer_certificates == 1));
-    let request = &seen.connecting[0];
-    let chain = request.peer_certificates.as_ref().expect("peer chain");
-    assert_eq!(chain[0], pki.client_chain[0], "the leaf the client presented");
-    drop(seen);
+    {
+        let seen = srv.handler().seen.lock().unwrap();
+        assert_eq!(seen.messages.len(), 2);
+        assert!(
+            seen.messages
+                .iter()
+                .all(|(ctx, _)| ctx.peer_certificates == 1)
+        );
+        let request = &seen.connecting[0];
+        let chain = request.peer_certificates.as_ref().expect("peer chain");
+        assert_eq!(
+            chain[0], pki.client_chain[0],
+            "the leaf the client presented"
+        );
+    }
     srv.stop().await;
 }
 
@@ -168,7 +191,9 @@ async fn mtls_without_client_certificate_fails_the_handshake() {
     // failure then shows on the first exchange. Either way nothing is served.
     let failed = match tls_connect(srv.addr, &pki, false).await {
         Err(_) => true,
-        Ok(stream) => https_exchange(stream, &full(uid(5), 0, BASIC)).await.is_err(),
+        Ok(stream) => https_exchange(stream, &full(uid(5), 0, BASIC))
+            .await
+            .is_err(),
     };
     assert!(failed, "a client without a certificate must not be served");
     assert!(srv.handler().seen.lock().unwrap().messages.is_empty());

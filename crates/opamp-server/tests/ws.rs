@@ -1,5 +1,7 @@
 //! WebSocket transport over real sockets.
 
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] functions
+
 mod common;
 
 use std::time::Duration;
@@ -18,7 +20,11 @@ async fn ws_first_reply_carries_capabilities_and_echoes_uid_cap_8_msg_5() {
     let caps = reply.server_capabilities();
     assert!(caps.contains(ServerCapabilities::ACCEPTS_STATUS));
     assert!(caps.is_valid_to_send(), "CAP-9");
-    assert!(!reply.server_flags().contains(ServerToAgentFlags::REPORT_FULL_STATE));
+    assert!(
+        !reply
+            .server_flags()
+            .contains(ServerToAgentFlags::REPORT_FULL_STATE)
+    );
     let second = ws_exchange(&mut ws, &heartbeat(uid(1), 1, BASIC)).await;
     assert_eq!(second.capabilities, 0);
     assert_eq!(second.instance_uid, uid(1).to_vec());
@@ -58,19 +64,22 @@ async fn ws_sequence_gap_gets_report_full_state_seq_11() {
     let mut ws = ws_connect(&srv.ws_url()).await;
     ws_exchange(&mut ws, &full(uid(3), 0, rcfg_caps())).await;
     let gap = ws_exchange(&mut ws, &heartbeat(uid(3), 7, rcfg_caps())).await;
-    assert!(gap.server_flags().contains(ServerToAgentFlags::REPORT_FULL_STATE));
+    assert!(
+        gap.server_flags()
+            .contains(ServerToAgentFlags::REPORT_FULL_STATE)
+    );
     let answer = ws_exchange(&mut ws, &full(uid(3), 8, rcfg_caps())).await;
-    assert!(!answer.server_flags().contains(ServerToAgentFlags::REPORT_FULL_STATE));
+    assert!(
+        !answer
+            .server_flags()
+            .contains(ServerToAgentFlags::REPORT_FULL_STATE)
+    );
     srv.stop().await;
 }
 
 #[tokio::test]
 async fn ws_remote_config_resent_only_when_hash_differs_rcfg_4_rcfg_5() {
-    let srv = start(
-        test_config(),
-        TestHandler::offering(remote_config(b"a: 1")),
-    )
-    .await;
+    let srv = start(test_config(), TestHandler::offering(remote_config(b"a: 1"))).await;
     let mut ws = ws_connect(&srv.ws_url()).await;
     let first = ws_exchange(&mut ws, &full(uid(4), 0, rcfg_caps())).await;
     let hash = first.remote_config.expect("offered").config_hash;
@@ -127,13 +136,14 @@ async fn ws_several_agents_on_one_connection_msg_6() {
     })
     .await
     .unwrap();
-    let seen = srv.handler().seen.lock().unwrap();
-    assert!(
-        seen.disconnects
-            .iter()
-            .all(|d| d.reason == DisconnectReason::ConnectionClosed)
-    );
-    drop(seen);
+    {
+        let seen = srv.handler().seen.lock().unwrap();
+        assert!(
+            seen.disconnects
+                .iter()
+                .all(|d| d.reason == DisconnectReason::ConnectionClosed)
+        );
+    }
     srv.stop().await;
 }
 
@@ -150,10 +160,14 @@ async fn ws_agent_disconnect_is_answered_and_forgotten_disc_6() {
         srv.server.push(uid(5), ServerToAgent::default()),
         Err(opamp_server::Error::AgentNotConnected(_))
     ));
-    let seen = srv.handler().seen.lock().unwrap();
-    assert_eq!(seen.disconnects.len(), 1);
-    assert_eq!(seen.disconnects[0].reason, DisconnectReason::AgentDisconnect);
-    drop(seen);
+    {
+        let seen = srv.handler().seen.lock().unwrap();
+        assert_eq!(seen.disconnects.len(), 1);
+        assert_eq!(
+            seen.disconnects[0].reason,
+            DisconnectReason::AgentDisconnect
+        );
+    }
     srv.stop().await;
 }
 
@@ -168,14 +182,18 @@ async fn graceful_shutdown_closes_websockets_with_1001_disc_3() {
     let stopping = tokio::spawn(srv.stop());
     assert_eq!(ws_close_code(&mut a).await, Some(1001));
     assert_eq!(ws_close_code(&mut b).await, Some(1001));
-    tokio::time::timeout(GUARD, stopping).await.unwrap().unwrap();
+    tokio::time::timeout(GUARD, stopping)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(server.metrics().ws_connections, 0);
 }
 
 #[tokio::test]
 async fn unanswered_pings_close_the_connection() {
     // The client never reads, so it never answers the server's pings.
-    let config = ServerConfig::builder().ws(test_config().ws)
+    let config = ServerConfig::builder()
+        .ws(test_config().ws)
         .ping(Duration::from_millis(50), Duration::from_millis(100))
         .build();
     let srv = start(config, TestHandler::default()).await;
@@ -195,7 +213,8 @@ async fn unanswered_pings_close_the_connection() {
 
 #[tokio::test]
 async fn answered_pings_keep_the_connection() {
-    let config = ServerConfig::builder().ws(test_config().ws)
+    let config = ServerConfig::builder()
+        .ws(test_config().ws)
         .ping(Duration::from_millis(20), Duration::from_secs(5))
         .build();
     let srv = start(config, TestHandler::default()).await;
@@ -213,7 +232,8 @@ async fn answered_pings_keep_the_connection() {
 
 #[tokio::test]
 async fn idle_connection_is_closed_with_1000() {
-    let config = ServerConfig::builder().ws(test_config().ws)
+    let config = ServerConfig::builder()
+        .ws(test_config().ws)
         .idle_timeout(Some(Duration::from_millis(100)))
         .build();
     let srv = start(config, TestHandler::default()).await;
@@ -245,5 +265,33 @@ async fn server_disconnect_closes_with_1008() {
     ws_exchange(&mut ws, &full(uid(13), 0, BASIC)).await;
     assert!(srv.server.disconnect(&uid(13)));
     assert_eq!(ws_close_code(&mut ws).await, Some(1008));
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn ws_oversized_reply_is_not_sent_and_counted_wsl_5() {
+    let mut config = test_config();
+    config.max_outgoing_message_size = 1024;
+    let srv = start(
+        config,
+        TestHandler::offering(remote_config(&vec![b'z'; 4096])),
+    )
+    .await;
+    let mut ws = ws_connect(&srv.ws_url()).await;
+    ws_send(&mut ws, &full(uid(14), 0, rcfg_caps())).await;
+    // The reply is over the limit: not sent. The connection keeps working.
+    tokio::time::timeout(GUARD, async {
+        while srv.server.metrics().oversized_out == 0 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .unwrap();
+    let small = ws_exchange(
+        &mut ws,
+        &heartbeat(uid(15), 0, opamp_proto::AgentCapabilities::REPORTS_STATUS),
+    )
+    .await;
+    assert_eq!(small.instance_uid, uid(15).to_vec());
     srv.stop().await;
 }

@@ -107,7 +107,10 @@ impl AgentState {
     /// hash; always when the agent just reported a different hash; otherwise only if this
     /// hash was not sent yet (no resending on every heartbeat while the agent applies it).
     pub(crate) fn should_send_config(&self, hash: &[u8], reported_now: bool) -> bool {
-        if !self.capabilities.contains(AgentCapabilities::ACCEPTS_REMOTE_CONFIG) {
+        if !self
+            .capabilities
+            .contains(AgentCapabilities::ACCEPTS_REMOTE_CONFIG)
+        {
             return false;
         }
         match self.reported_config_hash.as_deref() {

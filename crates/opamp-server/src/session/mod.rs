@@ -82,8 +82,8 @@ use opamp_proto::v1::{
 };
 use opamp_proto::{AgentCapabilities, AgentToServerFlags, InstanceUid, ServerCapabilities};
 
-pub use agent::Attachment;
 use agent::AgentState;
+pub use agent::Attachment;
 
 use crate::Error;
 
@@ -228,7 +228,7 @@ pub enum Received {
     Accepted(Inbound),
     /// The message is invalid (UID-10); send this `BAD_REQUEST` reply as is. Nothing was
     /// registered.
-    Rejected(ServerToAgent),
+    Rejected(Box<ServerToAgent>),
 }
 
 /// Messages to send, in order. `message` is the reply (or the push); `follow_up` is the
@@ -258,7 +258,7 @@ pub enum PushOutcome {
         /// The connection the agent is attached to.
         connection: ConnectionId,
         /// The messages, already post-processed.
-        reply: Reply,
+        reply: Box<Reply>,
     },
     /// The agent polls over HTTP: the data is merged into its one pending message and
     /// delivered on the next poll (HTTP-13, ERR-7).
@@ -381,11 +381,11 @@ impl ServerSession {
         let received_uid = match msg.instance_uid() {
             Ok(uid) => uid,
             Err(e) => {
-                return Received::Rejected(ServerToAgent::error(
+                return Received::Rejected(Box::new(ServerToAgent::error(
                     msg.instance_uid.clone(),
                     ServerErrorResponseType::BadRequest,
                     format!("invalid instance_uid: {e}"),
-                ));
+                )));
             }
         };
         if let Via::Ws(conn) = via {
@@ -415,11 +415,11 @@ impl ServerSession {
         };
         let Some(st) = self.agents.get_mut(&key) else {
             // attach() always inserts; keep the reply path total anyway.
-            return Received::Rejected(ServerToAgent::error(
+            return Received::Rejected(Box::new(ServerToAgent::error(
                 msg.instance_uid.clone(),
                 ServerErrorResponseType::Unknown,
                 "internal error: agent state missing",
-            ));
+            )));
         };
         set_deadline(&mut self.timers, key, st, deadline);
         let report_full_state = st.absorb(now, msg);
@@ -458,8 +458,8 @@ impl ServerSession {
                 &mut scratch
             }
         };
-        let reply = finish(st, &mut self.configs, &self.config, app_reply, &ctx)
-            .unwrap_or_else(|| Reply {
+        let reply =
+            finish(st, &mut self.configs, &self.config, app_reply, &ctx).unwrap_or_else(|| Reply {
                 message: ServerToAgent {
                     instance_uid: inbound.received_uid.to_vec(),
                     ..Default::default()
@@ -481,10 +481,7 @@ impl ServerSession {
         uid: InstanceUid,
         msg: ServerToAgent,
     ) -> Result<PushOutcome, Error> {
-        let st = self
-            .agents
-            .get_mut(&uid)
-            .ok_or(Error::UnknownAgent(uid))?;
+        let st = self.agents.get_mut(&uid).ok_or(Error::UnknownAgent(uid))?;
         match st.attachment {
             Attachment::Detached => Err(Error::AgentNotConnected(uid)),
             Attachment::Http => {
@@ -514,7 +511,10 @@ impl ServerSession {
                 };
                 Ok(
                     match finish(st, &mut self.configs, &self.config, msg, &ctx) {
-                        Some(reply) => PushOutcome::Send { connection, reply },
+                        Some(reply) => PushOutcome::Send {
+                            connection,
+                            reply: Box::new(reply),
+                        },
                         None => PushOutcome::Nothing,
                     },
                 )
@@ -555,10 +555,7 @@ impl ServerSession {
         uid: InstanceUid,
         config: Option<AgentRemoteConfig>,
     ) -> Result<(), Error> {
-        let st = self
-            .agents
-            .get_mut(&uid)
-            .ok_or(Error::UnknownAgent(uid))?;
+        let st = self.agents.get_mut(&uid).ok_or(Error::UnknownAgent(uid))?;
         st.desired_config = config.map(|c| intern(&mut self.configs, c));
         Ok(())
     }
@@ -936,7 +933,11 @@ fn intern(
 /// SHA-256 over the protobuf encoding of the config map (deterministic: maps are
 /// `BTreeMap`s). Used when the application leaves `config_hash` empty (RCFG-2).
 pub fn config_hash(rc: &AgentRemoteConfig) -> Vec<u8> {
-    let encoded = rc.config.as_ref().map(Message::encode_to_vec).unwrap_or_default();
+    let encoded = rc
+        .config
+        .as_ref()
+        .map(Message::encode_to_vec)
+        .unwrap_or_default();
     ring::digest::digest(&ring::digest::SHA256, &encoded)
         .as_ref()
         .to_vec()

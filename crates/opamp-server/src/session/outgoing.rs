@@ -133,8 +133,7 @@ pub(crate) fn gate(
         msg.agent_identification = None;
     }
     if let Some(custom) = msg.custom_message.as_ref() {
-        let declared = custom_capabilities
-            .is_some_and(|list| list.iter().any(|c| *c == custom.capability));
+        let declared = custom_capabilities.is_some_and(|list| list.contains(&custom.capability));
         if !declared {
             msg.custom_message = None;
         }
@@ -208,7 +207,10 @@ mod tests {
         assert!(msg.packages_available.is_none());
         assert!(msg.command.is_none());
         assert!(msg.custom_message.is_none());
-        assert!(msg.agent_identification.is_none(), "10-byte uid dropped (UID-7)");
+        assert!(
+            msg.agent_identification.is_none(),
+            "10-byte uid dropped (UID-7)"
+        );
         assert_eq!(msg.flags, ServerToAgentFlags::REPORT_FULL_STATE.bits());
     }
 

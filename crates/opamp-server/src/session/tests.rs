@@ -3,13 +3,13 @@
 
 use std::time::{Duration, Instant};
 
+use opamp_proto::ServerToAgentFlags;
 use opamp_proto::v1::{
     AgentConfigFile, AgentConfigMap, AgentDescription, AgentDisconnect, AgentRemoteConfig,
     ComponentHealth, ConnectionSettingsOffers, EffectiveConfig, OpAmpConnectionSettings,
     PackagesAvailable, RemoteConfigStatus, ServerErrorResponseType, ServerToAgentCommand,
     TelemetryConnectionSettings,
 };
-use opamp_proto::ServerToAgentFlags;
 
 use super::*;
 
@@ -161,15 +161,12 @@ fn first_reply_carries_capabilities_later_ones_do_not_cap_8() {
 
 #[test]
 fn capabilities_always_accept_status_and_no_undefined_bits_cap_9() {
-    let mut config = SessionConfig::default();
-    config.capabilities = ServerCapabilities::from_wire(0xF00 | 0x02);
+    let config = SessionConfig {
+        capabilities: ServerCapabilities::from_wire(0xF00 | 0x02),
+        ..Default::default()
+    };
     let mut s = session_with(config);
-    let reply = exchange(
-        &mut s,
-        Instant::now(),
-        Via::Http,
-        &full(uid(1), 0, BASIC),
-    );
+    let reply = exchange(&mut s, Instant::now(), Via::Http, &full(uid(1), 0, BASIC));
     let caps = reply.server_capabilities();
     assert!(caps.is_valid_to_send(), "{caps:?}");
     assert_eq!(caps.bits(), 0x03);
@@ -184,7 +181,13 @@ fn error_reply_carries_only_uid_and_error_msg_7() {
     app.flags = 1;
     app.command = Some(ServerToAgentCommand::default());
     let caps = BASIC | AgentCapabilities::ACCEPTS_REMOTE_CONFIG;
-    let reply = exchange_with(&mut s, now, Via::Ws(CONN_A), &heartbeat(uid(1), 0, caps), app);
+    let reply = exchange_with(
+        &mut s,
+        now,
+        Via::Ws(CONN_A),
+        &heartbeat(uid(1), 0, caps),
+        app,
+    );
     assert!(reply.error_exclusivity_holds());
     assert_eq!(reply.instance_uid, uid(1).to_vec());
     assert_eq!(
@@ -392,10 +395,21 @@ fn remote_config_resent_when_reported_hash_differs_rcfg_4() {
         remote_config: Some(remote_config("a")),
         ..Default::default()
     };
-    let first = exchange_with(&mut s, now, Via::Ws(CONN_A), &full(uid(1), 0, RCFG_CAPS), offer);
+    let first = exchange_with(
+        &mut s,
+        now,
+        Via::Ws(CONN_A),
+        &full(uid(1), 0, RCFG_CAPS),
+        offer,
+    );
     let hash = first.remote_config.unwrap().config_hash;
     // Heartbeats while the agent applies: not resent.
-    let hb = exchange(&mut s, now, Via::Ws(CONN_A), &heartbeat(uid(1), 1, RCFG_CAPS));
+    let hb = exchange(
+        &mut s,
+        now,
+        Via::Ws(CONN_A),
+        &heartbeat(uid(1), 1, RCFG_CAPS),
+    );
     assert!(hb.remote_config.is_none());
     // The agent reports another hash (it runs something else): the reply MUST resend.
     let mut report = heartbeat(uid(1), 2, RCFG_CAPS);
@@ -439,7 +453,13 @@ fn remote_config_not_resent_when_reported_hash_equal_rcfg_5() {
         remote_config: Some(remote_config("b")),
         ..Default::default()
     };
-    let reply = exchange_with(&mut s, now, Via::Http, &heartbeat(uid(1), 3, RCFG_CAPS), changed);
+    let reply = exchange_with(
+        &mut s,
+        now,
+        Via::Http,
+        &heartbeat(uid(1), 3, RCFG_CAPS),
+        changed,
+    );
     assert_ne!(reply.remote_config.unwrap().config_hash, hash);
 }
 
@@ -448,16 +468,25 @@ fn agent_restart_with_old_hash_gets_config_again_rcfg_4() {
     let mut s = session();
     let now = Instant::now();
     s.receive(now, Via::Http, &full(uid(1), 0, RCFG_CAPS));
-    s.set_desired_config(uid(1), Some(remote_config("a"))).unwrap();
+    s.set_desired_config(uid(1), Some(remote_config("a")))
+        .unwrap();
     let mut msg = full(uid(1), 1, RCFG_CAPS);
     msg.remote_config_status = Some(RemoteConfigStatus {
         last_remote_config_hash: config_hash(&remote_config("a")),
         ..Default::default()
     });
-    assert!(exchange(&mut s, now, Via::Http, &msg).remote_config.is_none());
+    assert!(
+        exchange(&mut s, now, Via::Http, &msg)
+            .remote_config
+            .is_none()
+    );
     msg.sequence_num = 2;
     msg.remote_config_status = Some(RemoteConfigStatus::default());
-    assert!(exchange(&mut s, now, Via::Http, &msg).remote_config.is_some());
+    assert!(
+        exchange(&mut s, now, Via::Http, &msg)
+            .remote_config
+            .is_some()
+    );
 }
 
 #[test]
@@ -564,7 +593,10 @@ fn command_message_carries_only_command_uid_and_capabilities_cmd_2_msg_8() {
     );
     let rest = reply.follow_up.unwrap();
     assert!(rest.remote_config.is_some());
-    assert!(full_state_flag(&rest), "unknown agent: full state asked in the follow-up");
+    assert!(
+        full_state_flag(&rest),
+        "unknown agent: full state asked in the follow-up"
+    );
     assert!(rest.command.is_none());
 
     // Over HTTP: the rest waits for the next poll.
@@ -699,8 +731,10 @@ fn same_uid_and_description_on_a_new_connection_is_a_reconnect_uid_9() {
 
 #[test]
 fn duplicate_policies_reassign_always_and_ignore_uid_9() {
-    let mut config = SessionConfig::default();
-    config.duplicate_policy = DuplicatePolicy::ReassignAlways;
+    let mut config = SessionConfig {
+        duplicate_policy: DuplicatePolicy::ReassignAlways,
+        ..Default::default()
+    };
     let mut s = session_with(config.clone());
     let now = Instant::now();
     exchange(&mut s, now, Via::Ws(CONN_A), &full(uid(1), 0, BASIC));
@@ -740,7 +774,11 @@ fn agent_disconnect_forgets_the_association_disc_6() {
     let mut bye = heartbeat(uid(1), 1, BASIC);
     bye.agent_disconnect = Some(AgentDisconnect {});
     let reply = exchange(&mut s, now, Via::Ws(CONN_A), &bye);
-    assert_eq!(reply.instance_uid, uid(1).to_vec(), "still answered (SEQ-4)");
+    assert_eq!(
+        reply.instance_uid,
+        uid(1).to_vec(),
+        "still answered (SEQ-4)"
+    );
     assert_eq!(s.connection_agents(CONN_A), &[uid(2)]);
     assert_eq!(s.agent(&uid(1)).unwrap().attachment, Attachment::Detached);
     assert_eq!(
@@ -913,7 +951,10 @@ fn push_to_ws_agent_is_sent_now_and_gated_rcfg_10() {
     assert_eq!(reply.message.instance_uid, uid(1).to_vec());
     assert!(reply.message.remote_config.is_some());
     assert!(reply.message.command.is_none(), "no AcceptsRestartCommand");
-    assert_eq!(reply.message.capabilities, 0, "first reply already carried them");
+    assert_eq!(
+        reply.message.capabilities, 0,
+        "first reply already carried them"
+    );
     // The same config again: nothing to send (RCFG-5 applies to pushes too).
     let again = s
         .push(
@@ -993,4 +1034,24 @@ fn custom_message_only_for_declared_custom_capability_cus_3() {
     });
     let with = exchange_with(&mut s, now, Via::Http, &msg, app());
     assert!(with.custom_message.is_some());
+}
+
+#[test]
+fn capability_change_is_respected_in_later_messages_cap_4() {
+    let mut s = session();
+    let now = Instant::now();
+    let offer = || ServerToAgent {
+        remote_config: Some(remote_config("a")),
+        ..Default::default()
+    };
+    let before = exchange_with(&mut s, now, Via::Http, &full(uid(1), 0, BASIC), offer());
+    assert!(before.remote_config.is_none());
+    let after = exchange_with(
+        &mut s,
+        now,
+        Via::Http,
+        &heartbeat(uid(1), 1, BASIC | AgentCapabilities::ACCEPTS_REMOTE_CONFIG),
+        offer(),
+    );
+    assert!(after.remote_config.is_some());
 }

@@ -1,7 +1,7 @@
 //! Shared fixtures for the integration tests: a recording handler, a server on
 //! 127.0.0.1:0, and small WebSocket / HTTP clients.
 
-#![allow(dead_code, unreachable_pub)]
+#![allow(dead_code, unreachable_pub, clippy::unwrap_used)]
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -10,8 +10,8 @@ use std::time::Duration;
 use futures_util::{SinkExt, StreamExt};
 use opamp_proto::prost::Message as _;
 use opamp_proto::v1::{
-    AgentConfigFile, AgentConfigMap, AgentDescription, AgentRemoteConfig, AgentToServer,
-    KeyValue, ServerToAgent,
+    AgentConfigFile, AgentConfigMap, AgentDescription, AgentRemoteConfig, AgentToServer, KeyValue,
+    ServerToAgent,
 };
 use opamp_proto::{AgentCapabilities, InstanceUid, framing};
 use opamp_server::{
@@ -241,14 +241,19 @@ pub async fn ws_connect(url: &str) -> Ws {
     ws
 }
 
-pub async fn ws_send<S: AsyncRead + AsyncWrite + Unpin>(ws: &mut WebSocketStream<S>, msg: &AgentToServer) {
+pub async fn ws_send<S: AsyncRead + AsyncWrite + Unpin>(
+    ws: &mut WebSocketStream<S>,
+    msg: &AgentToServer,
+) {
     ws.send(Message::Binary(framing::encode(msg).into()))
         .await
         .unwrap();
 }
 
 /// The next binary message, decoded. Answers pings on the way.
-pub async fn ws_recv<S: AsyncRead + AsyncWrite + Unpin>(ws: &mut WebSocketStream<S>) -> ServerToAgent {
+pub async fn ws_recv<S: AsyncRead + AsyncWrite + Unpin>(
+    ws: &mut WebSocketStream<S>,
+) -> ServerToAgent {
     loop {
         let msg = tokio::time::timeout(GUARD, ws.next())
             .await
@@ -275,7 +280,9 @@ pub async fn ws_exchange<S: AsyncRead + AsyncWrite + Unpin>(
 }
 
 /// Reads until the server closes; returns the close code (None: closed without a frame).
-pub async fn ws_close_code<S: AsyncRead + AsyncWrite + Unpin>(ws: &mut WebSocketStream<S>) -> Option<u16> {
+pub async fn ws_close_code<S: AsyncRead + AsyncWrite + Unpin>(
+    ws: &mut WebSocketStream<S>,
+) -> Option<u16> {
     loop {
         let next = tokio::time::timeout(GUARD, ws.next())
             .await
