@@ -58,24 +58,36 @@ fn assert_every_reply_echoes_the_uid(agent: &PeerProcess, uid_hex: &str) {
     }
 }
 
-/// Applied config and after: a few more polls get neither the config again (RCFG-5) nor a
-/// ReportFullState request (SEQ-13: no loop).
-async fn assert_quiet_after(agent: &mut PeerProcess, applied_seq: u64) {
-    exchange_at_least(agent, applied_seq + 3).await;
-    for e in exchanges(agent) {
-        if e["seq"].as_u64().unwrap() < applied_seq {
-            continue;
-        }
+fn asks_full_state(exchange: &Value) -> bool {
+    exchange["flags"].as_u64().unwrap() & ServerToAgentFlags::REPORT_FULL_STATE.bits() != 0
+}
+
+/// From `from_seq` on (the APPLIED report), polls get the config no more (RCFG-5), and the
+/// server settles: three polls in a row without ReportFullState, after at most
+/// `max_full_state` requests (SEQ-13: no loop). Node never skips a sequence number, so it
+/// gets none; Python may repeat one when a heartbeat races the status report, and then
+/// gets asked once.
+async fn assert_quiet_after(agent: &mut PeerProcess, from_seq: u64, max_full_state: usize) {
+    let mut quiet = 0;
+    while quiet < 3 {
+        let e = exchange_at_least(agent, from_seq).await;
+        quiet = if asks_full_state(&e) { 0 } else { quiet + 1 };
+    }
+    let after: Vec<Value> = exchanges(agent)
+        .into_iter()
+        .filter(|e| e["seq"].as_u64().unwrap() >= from_seq)
+        .collect();
+    for e in &after {
         assert!(
             e["remote_config_hash"].is_null(),
             "RCFG-5: config resent after APPLIED in {e}"
         );
-        assert_eq!(
-            e["flags"].as_u64().unwrap() & ServerToAgentFlags::REPORT_FULL_STATE.bits(),
-            0,
-            "SEQ-13: ReportFullState asked of an agent whose state is known, in {e}"
-        );
     }
+    let asked = after.iter().filter(|e| asks_full_state(e)).count();
+    assert!(
+        asked <= max_full_state,
+        "SEQ-13: {asked} ReportFullState requests after APPLIED: {after:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -159,7 +171,7 @@ async fn node_agent_connects_describes_and_applies_pushed_config_http_14_msg_5_r
         server.server.agent(&uid).unwrap().reported_config_hash,
         Some(config.config_hash.clone())
     );
-    assert_quiet_after(&mut agent, applied.sequence_num).await;
+    assert_quiet_after(&mut agent, applied.sequence_num, 0).await;
     assert_every_reply_echoes_the_uid(&agent, &uid_hex);
 
     // SEQ-6: the Node client counts up by one, every message; the server took them all.
@@ -239,7 +251,8 @@ async fn python_agent_connects_describes_applies_config_and_disconnects_rcfg_4_d
             })
         })
         .await;
-    assert_quiet_after(&mut agent, applied.sequence_num + 1).await;
+    // + 1: a heartbeat built before the report was sent may carry the same number.
+    assert_quiet_after(&mut agent, applied.sequence_num + 1, 1).await;
     assert_every_reply_echoes_the_uid(&agent, &uid_hex);
 
     // Stop: the client sends agent_disconnect; the server forgets the agent (DISC-6).
@@ -273,12 +286,13 @@ async fn python_agent_repeated_sequence_number_is_tolerated_seq_6_seq_13() {
         .wait_for("the repeat queued", |e| e["event"] == "repeat_queued")
         .await;
 
-    // The server saw the same sequence number twice in a row...
-    let mut prev = None;
+    // The server saw a sequence number again (normally right after the first copy; a
+    // heartbeat queued in between would come first)...
+    let mut highest = None;
     let (_, repeated) = server
-        .wait_message("the same sequence number twice", |_, m| {
-            let again = prev == Some(m.sequence_num);
-            prev = Some(m.sequence_num);
+        .wait_message("a sequence number again", |_, m| {
+            let again = highest.is_some_and(|h| m.sequence_num <= h);
+            highest = highest.max(Some(m.sequence_num));
             again
         })
         .await;
@@ -295,22 +309,16 @@ async fn python_agent_repeated_sequence_number_is_tolerated_seq_6_seq_13() {
         "the agent saw both copies of seq {twice} answered"
     );
 
-    // The server may ask once for the full state after the gap (SEQ-11); then it is quiet
-    // again: no ReportFullState loop (SEQ-13), no error reply.
-    let after = exchanges(&agent).last().unwrap()["seq"].as_u64().unwrap();
-    exchange_at_least(&mut agent, after + 4).await;
-    let late: Vec<Value> = exchanges(&agent)
-        .into_iter()
-        .filter(|e| e["seq"].as_u64().unwrap() > after + 1)
-        .collect();
-    assert!(late.len() >= 2, "exchanges after the repeat: {late:?}");
-    for e in &late {
-        assert_eq!(
-            e["flags"].as_u64().unwrap() & ServerToAgentFlags::REPORT_FULL_STATE.bits(),
-            0,
-            "SEQ-13: still asking for full state after seq {twice} repeated: {e}"
-        );
-    }
+    // The server asks for the full state after the gap (SEQ-11), gets it, and is quiet
+    // again: no ReportFullState loop (SEQ-13). (Up to 3 requests: the client's own races
+    // may add a repeat of their own.)
+    assert!(
+        exchanges(&agent)
+            .iter()
+            .any(|e| e["seq"].as_u64().unwrap() >= twice && asks_full_state(e)),
+        "SEQ-11: no ReportFullState after seq {twice} came twice"
+    );
+    assert_quiet_after(&mut agent, twice, 3).await;
     assert!(
         !agent.seen().iter().any(|e| e["event"] == "error_response"),
         "the server answered the repeat with an error_response"
