@@ -8,8 +8,10 @@
 //   {"event":"started","peer":"node","instance_uid":HEX}
 //   {"event":"connected"}                                       first successful exchange
 //   {"event":"exchange","seq":N,"sent":[...],"s2a_instance_uid":HEX,"flags":N,
-//    "server_capabilities":N,"remote_config_hash":HEX|null}     every successful exchange
-//   {"event":"send_failed","seq":N,"error":STRING,"retry_after_ms":N|null}
+//    "server_capabilities":N,"remote_config_hash":HEX|null,
+//    "http_status":N,"content_type":S}                         every successful exchange
+//   {"event":"send_failed","seq":N,"error":STRING,"retry_after_ms":N|null,
+//    "http_status":N|null,"content_type":S|null}
 //   {"event":"remote_config","hash":HEX,"files":{NAME:{"content_type":S,"body":S}}}
 //   {"event":"remote_config_status","status":"APPLIED","hash":HEX}
 //   {"event":"stopped"}
@@ -121,6 +123,18 @@ function sentParts(a2s) {
     return parts;
 }
 
+// The HTTP status and Content-Type of the latest response, read from undici's own
+// diagnostics channel (the client sends one request at a time).
+let lastResponse = {status: null, content_type: null};
+dc.subscribe('undici:request:headers', ({response}) => {
+    let contentType = null;
+    const raw = response.headers ?? [];
+    for (let i = 0; i + 1 < raw.length; i += 2) {
+        if (String(raw[i]).toLowerCase() === 'content-type') contentType = String(raw[i + 1]);
+    }
+    lastResponse = {status: response.statusCode, content_type: contentType};
+});
+
 dc.subscribe(DIAG_CH_SEND_SUCCESS, (msg) => {
     if (!connected) {
         connected = true;
@@ -134,6 +148,8 @@ dc.subscribe(DIAG_CH_SEND_SUCCESS, (msg) => {
         flags: Number(msg.s2a.flags),
         server_capabilities: Number(msg.s2a.capabilities),
         remote_config_hash: msg.s2a.remoteConfig ? hex(msg.s2a.remoteConfig.configHash) : null,
+        http_status: lastResponse.status,
+        content_type: lastResponse.content_type,
     });
 });
 dc.subscribe(DIAG_CH_SEND_FAIL, (msg) => {
@@ -142,6 +158,8 @@ dc.subscribe(DIAG_CH_SEND_FAIL, (msg) => {
         seq: Number(msg.a2s.sequenceNum),
         error: String(msg.err?.message ?? msg.err),
         retry_after_ms: msg.retryAfterMs ?? null,
+        http_status: lastResponse.status,
+        content_type: lastResponse.content_type,
     });
 });
 

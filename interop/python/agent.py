@@ -9,8 +9,9 @@ interop/node/agent.js):
     {"event":"started","peer":"python","instance_uid":HEX}
     {"event":"connected"}                                     first successful exchange
     {"event":"exchange","seq":N,"sent":[...],"s2a_instance_uid":HEX,"flags":N,
-     "server_capabilities":N,"remote_config_hash":HEX|null}   every successful exchange
-    {"event":"send_failed","seq":N,"error":STRING}
+     "server_capabilities":N,"remote_config_hash":HEX|null,
+     "http_status":N,"content_type":S}                       every successful exchange
+    {"event":"send_failed","seq":N,"error":STRING,"http_status":N|null,"content_type":S|null}
     {"event":"remote_config","hash":HEX,"files":{NAME:{"content_type":S,"body":S}}}
     {"event":"remote_config_status","status":"APPLIED","hash":HEX}
     {"event":"stopped"}
@@ -72,14 +73,25 @@ class ObservingTransport(RequestsTransport):
     def __init__(self) -> None:
         super().__init__()
         self.connected = False
+        # The HTTP status and Content-Type of the latest response (one request at a time).
+        self.last = {"http_status": None, "content_type": None}
+
+        def remember(response, *_args, **_kwargs):
+            self.last = {
+                "http_status": response.status_code,
+                "content_type": response.headers.get("Content-Type"),
+            }
+
+        self.session.hooks["response"].append(remember)
 
     def send(self, *, data: bytes, **kwargs):  # type: ignore[override]
         a2s = opamp_pb2.AgentToServer()
         a2s.ParseFromString(data)
+        self.last = {"http_status": None, "content_type": None}
         try:
             s2a = super().send(data=data, **kwargs)
         except Exception as exc:
-            emit({"event": "send_failed", "seq": a2s.sequence_num, "error": str(exc)})
+            emit({"event": "send_failed", "seq": a2s.sequence_num, "error": str(exc), **self.last})
             raise
         if not self.connected:
             self.connected = True
@@ -95,6 +107,7 @@ class ObservingTransport(RequestsTransport):
                 "remote_config_hash": hexb(s2a.remote_config.config_hash)
                 if s2a.HasField("remote_config")
                 else None,
+                **self.last,
             }
         )
         return s2a

@@ -2,10 +2,11 @@
 //! `opentelemetry-opamp-client`, both HTTP-only, each driven by a script in `interop/`,
 //! against the `opamp-server` library serving on 127.0.0.1:0 in this process.
 //!
-//! The driver scripts treat any failed request as an event, and the harness fails the test
+//! The driver scripts report any failed request as an event, and the harness fails the test
 //! on it: the Node client refuses a reply that is not status 200 with `Content-Type:
 //! application/x-protobuf` exactly (HTTP-14) and ignores one whose `instance_uid` is not its
-//! own (MSG-5); the Python client raises on any non-2xx status.
+//! own (MSG-5); the Python client raises on any non-2xx status. Both scripts also report the
+//! status and content type of every response, and the tests check them.
 
 #![allow(clippy::unwrap_used)] // tests and their support module may unwrap
 
@@ -51,9 +52,17 @@ fn exchanges(agent: &PeerProcess) -> Vec<Value> {
         .collect()
 }
 
-/// MSG-5: every reply the agent got carries its own uid.
-fn assert_every_reply_echoes_the_uid(agent: &PeerProcess, uid_hex: &str) {
-    for e in exchanges(agent) {
+/// Every reply the agent got: status 200 with `Content-Type: application/x-protobuf`
+/// exactly (HTTP-14, read from the peer's HTTP library), carrying the agent's own uid (MSG-5).
+fn assert_every_reply_is_spec_exact(agent: &PeerProcess, uid_hex: &str) {
+    let all = exchanges(agent);
+    assert!(!all.is_empty());
+    for e in all {
+        assert_eq!(e["http_status"], 200, "HTTP-14 violated in {e}");
+        assert_eq!(
+            e["content_type"], "application/x-protobuf",
+            "HTTP-14 violated in {e}"
+        );
         assert_eq!(e["s2a_instance_uid"], uid_hex, "MSG-5 violated in {e}");
     }
 }
@@ -172,7 +181,7 @@ async fn node_agent_connects_describes_and_applies_pushed_config_http_14_msg_5_r
         Some(config.config_hash.clone())
     );
     assert_quiet_after(&mut agent, applied.sequence_num, 0).await;
-    assert_every_reply_echoes_the_uid(&agent, &uid_hex);
+    assert_every_reply_is_spec_exact(&agent, &uid_hex);
 
     // SEQ-6: the Node client counts up by one, every message; the server took them all.
     let seqs: Vec<u64> = server
@@ -253,7 +262,7 @@ async fn python_agent_connects_describes_applies_config_and_disconnects_rcfg_4_d
         .await;
     // + 1: a heartbeat built before the report was sent may carry the same number.
     assert_quiet_after(&mut agent, applied.sequence_num + 1, 1).await;
-    assert_every_reply_echoes_the_uid(&agent, &uid_hex);
+    assert_every_reply_is_spec_exact(&agent, &uid_hex);
 
     // Stop: the client sends agent_disconnect; the server forgets the agent (DISC-6).
     agent.stop().await;
@@ -323,7 +332,7 @@ async fn python_agent_repeated_sequence_number_is_tolerated_seq_6_seq_13() {
         !agent.seen().iter().any(|e| e["event"] == "error_response"),
         "the server answered the repeat with an error_response"
     );
-    assert_every_reply_echoes_the_uid(&agent, &uid_hex);
+    assert_every_reply_is_spec_exact(&agent, &uid_hex);
 
     agent.stop().await;
     server.shutdown().await;
