@@ -211,16 +211,20 @@ async fn connection_loop<H: Handler>(
                 match msg {
                     Message::Binary(data) => {
                         last_message = now;
-                        if let Err(end) =
-                            handle_binary(inner, socket, connection, id, shared, &data).await
-                        {
+                        // Boxed: an idle connection's task stays small; the message path
+                        // (decode, handler, reply) only takes memory while it runs.
+                        let handling =
+                            Box::pin(handle_binary(inner, socket, connection, id, shared, &data));
+                        if let Err(end) = handling.await {
                             return end;
                         }
                     }
                     Message::Text(_) => {
                         last_message = now;
                         let reason = "text frames are not OpAMP messages (WS-1)";
-                        if let Err(end) = malformed(inner, socket, id, shared, reason).await {
+                        if let Err(end) =
+                            Box::pin(malformed(inner, socket, id, shared, reason)).await
+                        {
                             return end;
                         }
                     }
