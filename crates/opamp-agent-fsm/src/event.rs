@@ -95,7 +95,10 @@ pub enum Event {
     /// `own_*` / `other_connections` offers for the application (gated per capability,
     /// CAP-15, CSS-5). The `opamp` part is handled by the session and removed.
     ConnectionSettingsOffer(v1::ConnectionSettingsOffers),
-    /// New OpAMP connection settings to persist as a candidate (OPC-5 step 3).
+    /// New OpAMP connection settings to persist as a candidate (OPC-5 step 3). Persist
+    /// [`AgentSession::pending_candidate`](crate::AgentSession::pending_candidate) (this
+    /// target with its offer hash), and pass it back in
+    /// [`Settings::candidate`](crate::Settings::candidate) after a restart.
     OpampSettingsCandidate(ConnectionTarget),
     /// The candidate worked: persist it as the valid settings (OPC-5 step 8).
     OpampSettingsAccepted(ConnectionTarget),

@@ -158,6 +158,16 @@
 //!   we may take reports FAILED (opamp-go behaviour). `own_*` / `other_connections` offers
 //!   go to the application as [`Event::ConnectionSettingsOffer`]; it reports their status
 //!   (CSS-5).
+//! - **Resuming a candidate after a restart** (OPC-5 step 3: the candidate survives
+//!   crashes, so steps 5 to 9 are retried): the driver persists
+//!   [`AgentSession::pending_candidate`] (target and offer hash) on
+//!   [`Event::OpampSettingsCandidate`], clears it on `OpampSettingsAccepted` /
+//!   `OpampSettingsRejected`, and after a restart passes it back in
+//!   [`Settings::candidate`], with the valid settings as [`Settings::target`]. The first
+//!   `Action::Connect` then uses the candidate, and from there it is the offer flow above:
+//!   accepted on connect (WS) / the first response (HTTP) with APPLIED, or rejected with
+//!   FAILED and `Action::Connect(previous)` (CSS-4). A stored candidate whose endpoint does
+//!   not fit the transport is rejected without connecting (OPC-2).
 //! - **Available components**: with `ReportsAvailableComponents` the hash is always sent
 //!   with an empty map; the full map only after `ReportAvailableComponents` (AVC-1..5).
 //! - **Stop**: [`AgentSession::stop`] sends a goodbye carrying `agent_disconnect` (DISC-1,
@@ -166,7 +176,9 @@
 //! # Changes to the agreed API
 //!
 //! Additions only: [`Settings::max_message_size`], [`Settings::throttle_floor`],
-//! [`Settings::full_state_on_reconnect`], [`ConnectionTarget::new`], `Default` for
+//! [`Settings::full_state_on_reconnect`], [`Settings::candidate`] with
+//! [`PendingCandidate`] and [`AgentSession::pending_candidate`] (resuming the offer flow
+//! after a restart), [`ConnectionTarget::new`], `Default` for
 //! [`Backoff`], [`Event::ServerCustomCapabilities`], the queries
 //! [`AgentSession::capabilities`], [`AgentSession::next_sequence_num`],
 //! [`AgentSession::server_custom_capabilities`], [`AgentSession::is_stopped`], the
@@ -192,5 +204,5 @@ pub use retry_after::parse_retry_after;
 pub use session::{AgentSession, MAX_PENDING_CUSTOM_MESSAGES};
 pub use settings::{
     Backoff, ConnectionTarget, DEFAULT_HEARTBEAT_INTERVAL, DEFAULT_POLLING_INTERVAL,
-    DEFAULT_THROTTLE_FLOOR, Settings, Transport,
+    DEFAULT_THROTTLE_FLOOR, PendingCandidate, Settings, Transport,
 };

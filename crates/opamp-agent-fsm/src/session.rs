@@ -31,8 +31,8 @@ use opamp_proto::{
 use crate::backoff::{self, Rng};
 use crate::status::{Fields, Status, replace};
 use crate::{
-    Action, Backoff, ConnectionTarget, DEFAULT_POLLING_INTERVAL, Error, Event, Settings, Transport,
-    TransportError,
+    Action, Backoff, ConnectionTarget, DEFAULT_POLLING_INTERVAL, Error, Event, PendingCandidate,
+    Settings, Transport, TransportError,
 };
 
 /// How many custom messages may wait to be sent (ERR-7: no growing queues).
@@ -64,12 +64,13 @@ enum AfterClose {
     Wait(Duration),
 }
 
-/// OpAMP settings being tried (OPC-5 steps 3..9).
+/// OpAMP settings being tried (OPC-5 steps 3..9): offered live, or resumed after a restart
+/// ([`Settings::candidate`]).
 #[derive(Clone, Debug)]
 struct Candidate {
-    target: ConnectionTarget,
+    pending: PendingCandidate,
+    /// What to go back to if the candidate fails (step 9).
     previous: ConnectionTarget,
-    hash: Vec<u8>,
 }
 
 /// Why a message is being built.
@@ -214,9 +215,10 @@ fn merge_offer(current: &ConnectionTarget, op: &v1::OpAmpConnectionSettings) -> 
 
 impl AgentSession {
     /// A new session. The first [`poll_action`](Self::poll_action) returns
-    /// `Action::Connect(settings.target)`. `rng_seed` seeds the backoff jitter; give each
-    /// agent a different seed (for example from the OS random source in the driver) so a
-    /// fleet does not reconnect in lockstep.
+    /// `Action::Connect(settings.target)`, or `Action::Connect` with the candidate's target
+    /// when [`Settings::candidate`] resumes the offer flow after a restart (OPC-5 step 3).
+    /// `rng_seed` seeds the backoff jitter; give each agent a different seed (for example
+    /// from the OS random source in the driver) so a fleet does not reconnect in lockstep.
     pub fn new(settings: Settings, now: Instant, rng_seed: u64) -> Self {
         let _ = now;
         let status = Status {
@@ -227,9 +229,7 @@ impl AgentSession {
             }),
             ..Status::default()
         };
-        let mut actions = VecDeque::new();
-        actions.push_back(Action::Connect(settings.target.clone()));
-        Self {
+        let mut session = Self {
             transport: settings.transport,
             capabilities: normalize(settings.capabilities),
             instance_uid: settings.instance_uid,
@@ -272,9 +272,16 @@ impl AgentSession {
             failures: 0,
             immediate_reconnect_used: false,
             rng: Rng::new(rng_seed),
-            actions,
+            actions: VecDeque::new(),
             events: VecDeque::new(),
+        };
+        if let Some(pending) = settings.candidate {
+            session.resume_candidate(pending);
         }
+        session
+            .actions
+            .push_back(Action::Connect(session.target.clone()));
+        session
     }
 
     // ------------------------------------------------------------------ driver inputs
@@ -798,6 +805,17 @@ impl AgentSession {
     /// The connection target in use (or being tried).
     pub fn current_target(&self) -> &ConnectionTarget {
         &self.target
+    }
+
+    /// The OpAMP connection settings being tried, with the hash of their offer (OPC-5
+    /// steps 3 to 8), until they are accepted or rejected.
+    ///
+    /// This is what a driver persists on [`Event::OpampSettingsCandidate`] and gives back in
+    /// [`Settings::candidate`] after a restart. Check that its target is the event's: if
+    /// the candidate already failed by the time the event is read, this is `None` and an
+    /// [`Event::OpampSettingsRejected`] follows in the queue.
+    pub fn pending_candidate(&self) -> Option<&PendingCandidate> {
+        self.candidate.as_ref().map(|c| &c.pending)
     }
 
     /// The agent capabilities in use (normalized).
@@ -1334,30 +1352,76 @@ impl AgentSession {
         // (OPC-13), disconnect and connect with the new settings (OPC-4).
         self.events
             .push_back(Event::OpampSettingsCandidate(new.clone()));
+        self.try_candidate(PendingCandidate::new(new.clone(), hash));
+        self.conn = Conn::Closing(AfterClose::Reconnect(Box::new(new)));
+    }
+
+    /// OPC-5 step 3 after a restart: a candidate persisted by the previous run is tried by
+    /// the first connection (`new` issues `Action::Connect(self.target)` next). From here
+    /// on it is the live offer flow: `handle_connected` / the first HTTP response accept
+    /// it, a failure before that reverts it.
+    fn resume_candidate(&mut self, pending: PendingCandidate) {
+        if !pending.offer_hash.is_empty() {
+            // OPC-12: this offer has been processed; the same offer again is skipped.
+            self.last_offer_hash = Some(pending.offer_hash.clone());
+        }
+        if !endpoint_fits(&pending.target.endpoint, self.transport) {
+            // OPC-2: not a URL of this transport; never connect with it.
+            let reason = format!(
+                "the stored candidate endpoint {:?} does not fit the transport (OPC-2)",
+                pending
+                    .target
+                    .endpoint
+                    .chars()
+                    .take(256)
+                    .collect::<String>()
+            );
+            let previous = self.target.clone();
+            self.reject_candidate(Candidate { pending, previous }, reason);
+            return;
+        }
+        let target = pending.target.clone();
+        self.try_candidate(pending);
+        self.target = target;
+    }
+
+    /// OPC-5 step 3, CSS-3: `pending` is the candidate now, replacing the current target
+    /// once connected with it; until then the status is APPLYING.
+    fn try_candidate(&mut self, pending: PendingCandidate) {
         self.set_settings_status(
-            hash,
+            &pending.offer_hash,
             v1::ConnectionSettingsStatuses::Applying,
             String::new(),
         );
         self.candidate = Some(Candidate {
-            target: new.clone(),
+            pending,
             previous: self.target.clone(),
-            hash: hash.to_vec(),
         });
-        self.conn = Conn::Closing(AfterClose::Reconnect(Box::new(new)));
     }
 
     /// OPC-5 step 8, CSS-4: the candidate works.
     fn accept_candidate(&mut self) {
         if let Some(c) = self.candidate.take() {
-            self.events
-                .push_back(Event::OpampSettingsAccepted(c.target.clone()));
+            let PendingCandidate { target, offer_hash } = c.pending;
+            self.events.push_back(Event::OpampSettingsAccepted(target));
             self.set_settings_status(
-                &c.hash,
+                &offer_hash,
                 v1::ConnectionSettingsStatuses::Applied,
                 String::new(),
             );
         }
+    }
+
+    /// OPC-5 step 9, CSS-4: `c` failed: say so, report FAILED and go back to the previous
+    /// target (the caller connects).
+    fn reject_candidate(&mut self, c: Candidate, reason: String) {
+        let PendingCandidate { target, offer_hash } = c.pending;
+        self.events.push_back(Event::OpampSettingsRejected {
+            target,
+            reason: reason.clone(),
+        });
+        self.set_settings_status(&offer_hash, v1::ConnectionSettingsStatuses::Failed, reason);
+        self.target = c.previous;
     }
 
     /// OPC-5 step 9, CSS-4: the candidate failed; go back to the previous settings.
@@ -1365,13 +1429,7 @@ impl AgentSession {
         let Some(c) = self.candidate.take() else {
             return;
         };
-        let reason = error.to_string();
-        self.events.push_back(Event::OpampSettingsRejected {
-            target: c.target,
-            reason: reason.clone(),
-        });
-        self.set_settings_status(&c.hash, v1::ConnectionSettingsStatuses::Failed, reason);
-        self.target = c.previous;
+        self.reject_candidate(c, error.to_string());
         self.connected_at = None;
         if self.transport == Transport::Http {
             self.actions.push_back(Action::Disconnect);

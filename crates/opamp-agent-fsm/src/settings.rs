@@ -75,6 +75,34 @@ impl ConnectionTarget {
     }
 }
 
+/// OpAMP connection settings offered by the server and not yet verified: the candidate of
+/// the offer flow (OPC-5 step 3), with the hash of the offer it came from.
+///
+/// The session hands one out while it tries new settings
+/// ([`AgentSession::pending_candidate`](crate::AgentSession::pending_candidate), on
+/// [`Event::OpampSettingsCandidate`](crate::Event::OpampSettingsCandidate)); the driver
+/// persists it, and after a restart gives it back in [`Settings::candidate`] so that the
+/// flow resumes (steps 5 to 9 are retried).
+#[derive(Clone, Debug, PartialEq)]
+pub struct PendingCandidate {
+    /// The settings to try.
+    pub target: ConnectionTarget,
+    /// `ConnectionSettingsOffers.hash` of the offer, reported back as
+    /// `last_connection_settings_hash` with APPLYING / APPLIED / FAILED (CSS-1). Empty if
+    /// unknown (for example a candidate stored by an older version).
+    pub offer_hash: Vec<u8>,
+}
+
+impl PendingCandidate {
+    /// A candidate for `target` from the offer with `offer_hash`.
+    pub fn new(target: ConnectionTarget, offer_hash: impl Into<Vec<u8>>) -> Self {
+        Self {
+            target,
+            offer_hash: offer_hash.into(),
+        }
+    }
+}
+
 /// Everything an [`AgentSession`](crate::AgentSession) needs to start.
 ///
 /// Build it with [`Settings::new`] and adjust the public fields.
@@ -87,8 +115,23 @@ pub struct Settings {
     pub capabilities: AgentCapabilities,
     /// WebSocket or plain HTTP.
     pub transport: Transport,
-    /// The initial connection target.
+    /// The initial connection target: the valid settings (OPC-5 step 8). With a
+    /// [`candidate`](Self::candidate), the settings to go back to if it fails.
     pub target: ConnectionTarget,
+    /// A candidate persisted before a restart, to resume the offer flow with (OPC-5 step 3:
+    /// the candidate survives crashes so steps 5 to 9 are retried). `None` by default.
+    ///
+    /// The first `Action::Connect` then uses the candidate's target. It is accepted when
+    /// the WebSocket connects / the first HTTP response arrives
+    /// ([`Event::OpampSettingsAccepted`](crate::Event::OpampSettingsAccepted), APPLIED);
+    /// any failure before that rejects it
+    /// ([`Event::OpampSettingsRejected`](crate::Event::OpampSettingsRejected), FAILED) and
+    /// the session continues with [`target`](Self::target), exactly as for an offer
+    /// received live. Until then the status is APPLYING (CSS-3, CSS-4; statuses need
+    /// `ReportsConnectionSettingsStatus`). A candidate whose endpoint does not fit
+    /// [`transport`](Self::transport) is rejected at once (OPC-2). The offer's hash counts
+    /// as processed: the same offer sent again is skipped (OPC-12).
+    pub candidate: Option<PendingCandidate>,
     /// The WebSocket heartbeat interval (HB-1). `Some(30 s)` by default; `None` or zero
     /// means no heartbeats over WebSocket. Only used with `ReportsHeartbeat`.
     pub heartbeat_interval: Option<Duration>,
@@ -126,13 +169,15 @@ impl Settings {
     /// Settings with the defaults: all of [`AgentCapabilities::REPORTS_STATUS`] and
     /// [`AgentCapabilities::REPORTS_HEARTBEAT`], heartbeats every 30 s, polling every 30 s,
     /// default [`Backoff`], no uid request, no custom capabilities, no reply timeout,
-    /// 64 MiB message limit, 30 s throttle floor, full state on every connection.
+    /// 64 MiB message limit, 30 s throttle floor, full state on every connection, no
+    /// candidate to resume.
     pub fn new(instance_uid: InstanceUid, transport: Transport, target: ConnectionTarget) -> Self {
         Self {
             instance_uid,
             capabilities: AgentCapabilities::REPORTS_STATUS | AgentCapabilities::REPORTS_HEARTBEAT,
             transport,
             target,
+            candidate: None,
             heartbeat_interval: Some(DEFAULT_HEARTBEAT_INTERVAL),
             polling_interval: DEFAULT_POLLING_INTERVAL,
             backoff: Backoff::default(),

@@ -7,7 +7,9 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use opamp_agent_fsm::{Event, Settings, Transport, TransportError};
+use opamp_agent_fsm::{
+    ConnectionTarget, Event, PendingCandidate, Settings, Transport, TransportError,
+};
 use opamp_proto::{AgentCapabilities, v1};
 use proptest::prelude::*;
 
@@ -228,6 +230,30 @@ fn arb_settings() -> impl Strategy<Value = Settings> {
         )
 }
 
+/// [`arb_settings`], sometimes with a candidate resumed after a restart (OPC-5 step 3), of
+/// either transport or none.
+fn arb_settings_maybe_resuming() -> impl Strategy<Value = Settings> {
+    (
+        arb_settings(),
+        proptest::option::weighted(
+            0.2,
+            (
+                prop_oneof![
+                    Just("ws://a/v1/opamp"),
+                    Just("http://c/v1/opamp"),
+                    Just("ftp://x")
+                ],
+                proptest::collection::vec(0u8..3, 0..2),
+            ),
+        ),
+    )
+        .prop_map(|(mut s, candidate)| {
+            s.candidate =
+                candidate.map(|(e, hash)| PendingCandidate::new(ConnectionTarget::new(e), hash));
+            s
+        })
+}
+
 /// A pure acknowledgement addressed to the agent's current uid.
 fn current_ack(h: &Harness) -> v1::ServerToAgent {
     v1::ServerToAgent {
@@ -238,6 +264,7 @@ fn current_ack(h: &Harness) -> v1::ServerToAgent {
 
 fn run(settings: Settings, ops: Vec<Op>) -> Result<(), TestCaseError> {
     let transport = settings.transport;
+    let resumed = usize::from(settings.candidate.is_some());
     let mut h = Harness::new(settings);
     h.drain();
     let mut stopped_at: Option<(usize, usize, usize)> = None;
@@ -288,6 +315,14 @@ fn run(settings: Settings, ops: Vec<Op>) -> Result<(), TestCaseError> {
         }
         // HTTP-6 is asserted inside Harness::drain; GEN-5 / CAP-1..3 / SEQ-6 in
         // Harness::check_invariants.
+        // A candidate (offered, or resumed after a restart) is rejected at most once (OPC-5).
+        let count = |f: fn(&Event) -> bool| h.events.iter().filter(|e| f(e)).count();
+        prop_assert!(
+            count(|e| matches!(e, Event::OpampSettingsRejected { .. }))
+                <= resumed + count(|e| matches!(e, Event::OpampSettingsCandidate(_))),
+            "a rejection without a candidate: {:?}",
+            h.events
+        );
     }
     // No loops: the same acknowledgement fed back repeatedly settles to silence.
     if h.agent.is_connected() {
@@ -306,7 +341,7 @@ proptest! {
 
     #[test]
     fn random_sessions_keep_the_invariants_seq_6_cap_1_msg_4_http_6(
-        settings in arb_settings(),
+        settings in arb_settings_maybe_resuming(),
         ops in proptest::collection::vec(arb_op(), 0..60),
     ) {
         run(settings, ops)?;
@@ -314,7 +349,7 @@ proptest! {
 
     #[test]
     fn any_single_server_message_is_handled_without_a_panic_msg_10(
-        settings in arb_settings(),
+        settings in arb_settings_maybe_resuming(),
         msgs in proptest::collection::vec(arb_message(), 1..8),
     ) {
         let mut h = Harness::new(settings);
