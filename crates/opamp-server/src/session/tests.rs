@@ -1055,3 +1055,192 @@ fn capability_change_is_respected_in_later_messages_cap_4() {
     );
     assert!(after.remote_config.is_some());
 }
+
+// ---------------------------------------------------------------------------------------
+// Random event sequences: the session never panics and every reply keeps the invariants.
+
+mod random {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[derive(Debug, Clone)]
+    enum Step {
+        Message {
+            via: Option<u8>,
+            uid: u8,
+            uid_len: usize,
+            seq: u64,
+            caps: u64,
+            flags: u64,
+            described: bool,
+            host: u8,
+            status: Option<u8>,
+            disconnect: bool,
+            app_config: Option<u8>,
+            app_command: bool,
+            app_error: bool,
+        },
+        Push {
+            uid: u8,
+            config: Option<u8>,
+            command: bool,
+        },
+        Close(u8),
+        Advance(u16),
+    }
+
+    fn step() -> impl Strategy<Value = Step> {
+        prop_oneof![
+            6 => (
+                (proptest::option::of(0u8..3), 0u8..4, prop_oneof![9 => Just(16usize), 1 => 0usize..27]),
+                (0u64..6, any::<u64>(), 0u64..4, any::<bool>(), 0u8..2),
+                (proptest::option::of(0u8..3), any::<bool>(), proptest::option::of(0u8..3), any::<bool>(), prop::bool::weighted(0.1)),
+            )
+                .prop_map(|((via, uid, uid_len), (seq, caps, flags, described, host), (status, disconnect, app_config, app_command, app_error))| {
+                    Step::Message {
+                        via,
+                        uid,
+                        uid_len,
+                        seq,
+                        caps: caps & 0x1_FFFF,
+                        flags,
+                        described,
+                        host,
+                        status,
+                        disconnect: disconnect && seq % 3 == 0,
+                        app_config,
+                        app_command,
+                        app_error,
+                    }
+                }),
+            2 => (0u8..4, proptest::option::of(0u8..3), any::<bool>())
+                .prop_map(|(uid, config, command)| Step::Push { uid, config, command }),
+            1 => (0u8..3).prop_map(Step::Close),
+            1 => (0u16..400).prop_map(Step::Advance),
+        ]
+    }
+
+    fn check_outgoing(msg: &ServerToAgent, caps: AgentCapabilities) {
+        assert!(msg.error_exclusivity_holds(), "MSG-7: {msg:?}");
+        if msg.capabilities != 0 {
+            assert!(
+                ServerCapabilities::from_wire(msg.capabilities).is_valid_to_send(),
+                "CAP-9"
+            );
+        }
+        if msg.command.is_some() {
+            assert!(
+                caps.contains(AgentCapabilities::ACCEPTS_RESTART_COMMAND),
+                "CMD-1"
+            );
+            assert!(
+                msg.remote_config.is_none() && msg.flags == 0 && msg.connection_settings.is_none(),
+                "CMD-2"
+            );
+        }
+        if let Some(rc) = msg.remote_config.as_ref() {
+            assert!(
+                caps.contains(AgentCapabilities::ACCEPTS_REMOTE_CONFIG),
+                "RCFG-1"
+            );
+            assert!(!rc.config_hash.is_empty(), "RCFG-2");
+        }
+        if let Some(id) = msg.agent_identification.as_ref() {
+            assert_eq!(id.new_instance_uid.len(), 16, "UID-7");
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn random_sequences_keep_every_invariant(steps in prop::collection::vec(step(), 1..60)) {
+            let mut s = session();
+            let mut now = Instant::now();
+            for step in steps {
+                match step {
+                    Step::Message { via, uid: u, uid_len, seq, caps, flags, described, host, status, disconnect, app_config, app_command, app_error } => {
+                        let via = via.map_or(Via::Http, |c| Via::Ws(ConnectionId(u64::from(c))));
+                        let mut bytes = vec![u + 1; uid_len];
+                        if uid_len == 16 { bytes[6] = 0x70; }
+                        let caps = AgentCapabilities::from_wire(caps);
+                        let msg = AgentToServer {
+                            instance_uid: bytes.clone(),
+                            sequence_num: seq,
+                            capabilities: caps.bits(),
+                            flags,
+                            agent_description: described.then(|| description(&format!("h{host}"))),
+                            remote_config_status: status.map(|h| RemoteConfigStatus {
+                                last_remote_config_hash: config_hash(&remote_config(&h.to_string())),
+                                ..Default::default()
+                            }),
+                            agent_disconnect: disconnect.then_some(AgentDisconnect {}),
+                            ..Default::default()
+                        };
+                        match s.receive(now, via, &msg) {
+                            Received::Rejected(reply) => {
+                                prop_assert_ne!(uid_len, 16);
+                                prop_assert_eq!(&reply.instance_uid, &bytes, "MSG-5");
+                                prop_assert!(reply.error_response.is_some());
+                                check_outgoing(&reply, caps);
+                            }
+                            Received::Accepted(inbound) => {
+                                prop_assert_eq!(uid_len, 16);
+                                let app = if app_error {
+                                    ServerToAgent::unavailable(Vec::new(), Duration::from_secs(1))
+                                } else {
+                                    ServerToAgent {
+                                        remote_config: app_config.map(|c| remote_config(&c.to_string())),
+                                        command: app_command.then(ServerToAgentCommand::default),
+                                        ..Default::default()
+                                    }
+                                };
+                                let reply = s.reply(now, &inbound, app);
+                                prop_assert_eq!(&reply.message.instance_uid, &bytes, "MSG-5");
+                                if via == Via::Http {
+                                    prop_assert!(reply.follow_up.is_none());
+                                }
+                                for m in reply.into_messages() {
+                                    check_outgoing(&m, caps);
+                                }
+                            }
+                        }
+                    }
+                    Step::Push { uid: u, config, command } => {
+                        let mut bytes = [u + 1; 16];
+                        bytes[6] = 0x70;
+                        let target = InstanceUid::from_array(bytes);
+                        let caps = s.agent(&target).map(|a| a.capabilities);
+                        let msg = ServerToAgent {
+                            remote_config: config.map(|c| remote_config(&c.to_string())),
+                            command: command.then(ServerToAgentCommand::default),
+                            ..Default::default()
+                        };
+                        if let Ok(PushOutcome::Send { reply, .. }) = s.push(now, target, msg) {
+                            let caps = caps.unwrap_or_default();
+                            for m in reply.into_messages() {
+                                prop_assert_eq!(&m.instance_uid, &target.to_vec());
+                                check_outgoing(&m, caps);
+                            }
+                        }
+                    }
+                    Step::Close(c) => s.close_connection(now, ConnectionId(u64::from(c))),
+                    Step::Advance(secs) => {
+                        now += Duration::from_secs(u64::from(secs));
+                        s.handle_timeout(now);
+                    }
+                }
+                while s.poll_event().is_some() {}
+                // Every uid listed on a connection is attached to it.
+                for c in 0..3u64 {
+                    for uid in s.connection_agents(ConnectionId(c)).to_vec() {
+                        prop_assert_eq!(
+                            s.agent(&uid).map(|a| a.attachment),
+                            Some(Attachment::Ws(ConnectionId(c)))
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
