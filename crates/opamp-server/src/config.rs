@@ -60,6 +60,10 @@ pub struct HttpConfig {
     /// After refusing a body with 413, up to this many more bytes are read and discarded
     /// (without decompressing) so the client sees the response instead of a reset.
     pub drain_limit: usize,
+    /// With [`crate::Server::serve`]: a connection must send a complete request head
+    /// within this time, including the next request on a kept-alive connection (slow
+    /// header defence; idle HTTP/1.1 connections are closed after it). `None`: no limit.
+    pub header_read_timeout: Option<Duration>,
 }
 
 impl Default for HttpConfig {
@@ -68,6 +72,7 @@ impl Default for HttpConfig {
             gzip_min_size: 512,
             body_timeout: Duration::from_secs(30),
             drain_limit: 16 * 1024 * 1024,
+            header_read_timeout: Some(Duration::from_secs(120)),
         }
     }
 }

@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
@@ -58,6 +58,26 @@ impl<H: Handler> Server<H> {
         .await
     }
 
+    /// Binds `addr` and serves plain TCP on it (see [`Server::serve`]).
+    pub async fn listen(
+        &self,
+        addr: SocketAddr,
+        shutdown: impl Future<Output = ()> + Send,
+    ) -> Result<(), Error> {
+        self.serve(TcpListener::bind(addr).await?, shutdown).await
+    }
+
+    /// Binds `addr` and serves TLS on it (see [`Server::serve_tls`]).
+    pub async fn listen_tls(
+        &self,
+        addr: SocketAddr,
+        tls: Arc<rustls::ServerConfig>,
+        shutdown: impl Future<Output = ()> + Send,
+    ) -> Result<(), Error> {
+        self.serve_tls(TcpListener::bind(addr).await?, tls, shutdown)
+            .await
+    }
+
     async fn accept_loop(
         &self,
         listener: TcpListener,
@@ -86,6 +106,7 @@ impl<H: Handler> Server<H> {
             };
             let _ = tcp.set_nodelay(true);
             let router = router.clone();
+            let header_read_timeout = self.config().http.header_read_timeout;
             let watcher = graceful.watcher();
             let tls = tls.clone();
             tokio::spawn(async move {
@@ -95,7 +116,7 @@ impl<H: Handler> Server<H> {
                             peer_addr,
                             peer_certificates: None,
                         };
-                        serve_connection(tcp, router, meta, watcher).await;
+                        serve_connection(tcp, router, meta, header_read_timeout, watcher).await;
                     }
                     Some(acceptor) => {
                         let stream =
@@ -121,7 +142,7 @@ impl<H: Handler> Server<H> {
                             peer_addr,
                             peer_certificates,
                         };
-                        serve_connection(stream, router, meta, watcher).await;
+                        serve_connection(stream, router, meta, header_read_timeout, watcher).await;
                     }
                 }
             });
@@ -148,6 +169,7 @@ async fn serve_connection<S>(
     stream: S,
     router: axum::Router,
     meta: ConnMeta,
+    header_read_timeout: Option<Duration>,
     watcher: hyper_util::server::graceful::Watcher,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -157,7 +179,11 @@ async fn serve_connection<S>(
         request
     });
     let service = TowerToHyperService::new(service);
-    let builder = Builder::new(TokioExecutor::new());
+    let mut builder = Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_read_timeout);
     let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
     if let Err(e) = watcher.watch(connection.into_owned()).await {
         tracing::debug!(error = %e, "connection ended with an error");

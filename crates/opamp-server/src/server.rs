@@ -242,6 +242,11 @@ impl<H: Handler> Server<H> {
         self.inner.lock_session().agent(uid)
     }
 
+    /// The number of agents known (attached, or detached and retained).
+    pub fn agent_count(&self) -> usize {
+        self.inner.lock_session().agent_count()
+    }
+
     /// Every agent known (attached, or detached and retained).
     pub fn agents(&self) -> Vec<(InstanceUid, AgentInfo)> {
         self.inner.lock_session().agents().collect()
