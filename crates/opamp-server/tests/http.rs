@@ -249,3 +249,53 @@ async fn router_can_be_mounted_at_a_custom_path_gen_3() {
     }
     task.abort();
 }
+
+/// A handler that holds every message until released.
+struct Gate {
+    entered: tokio::sync::Notify,
+    release: tokio::sync::Notify,
+}
+
+impl opamp_server::Handler for Gate {
+    async fn on_message(
+        &self,
+        _ctx: &opamp_server::AgentContext,
+        _msg: &opamp_proto::v1::AgentToServer,
+    ) -> ServerToAgent {
+        self.entered.notify_one();
+        self.release.notified().await;
+        ServerToAgent::default()
+    }
+}
+
+#[tokio::test]
+async fn graceful_shutdown_drains_in_flight_http_requests() {
+    let srv = start(
+        test_config(),
+        Gate {
+            entered: tokio::sync::Notify::new(),
+            release: tokio::sync::Notify::new(),
+        },
+    )
+    .await;
+    let url = srv.http_url();
+    let request =
+        tokio::spawn(
+            async move { http_exchange(&http_client(), &url, &full(uid(12), 0, BASIC)).await },
+        );
+    tokio::time::timeout(GUARD, srv.handler().entered.notified())
+        .await
+        .unwrap();
+    srv.server.shutdown();
+    // The server stopped accepting, but the request in flight is still answered.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(!request.is_finished());
+    srv.handler().release.notify_one();
+    let reply = tokio::time::timeout(GUARD, request).await.unwrap().unwrap();
+    assert_eq!(reply.instance_uid, uid(12).to_vec());
+    tokio::time::timeout(GUARD, srv.task)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+}
