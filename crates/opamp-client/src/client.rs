@@ -408,7 +408,9 @@ impl OpampClient {
     ///
     /// On start: the stored instance uid is used (or a UUIDv7 is generated and stored,
     /// UID-1, UID-2); stored valid OpAMP connection settings replace the configured
-    /// endpoint; a stored candidate is tried first and kept or reverted (OPC-5 step 3).
+    /// endpoint; a stored candidate is tried first and kept or reverted (OPC-5 step 3), with
+    /// APPLIED or FAILED reported for its offer (CSS-4, with
+    /// `ReportsConnectionSettingsStatus`).
     pub async fn start(self) -> Result<(ClientHandle, mpsc::Receiver<ClientEvent>), Error> {
         let (event_tx, event_rx) = mpsc::channel(self.config.event_capacity);
         let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();

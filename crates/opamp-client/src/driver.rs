@@ -15,10 +15,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use opamp_agent_fsm::{
-    Action, AgentSession, ConnectionTarget, Event, Settings, Transport, TransportError,
+    Action, AgentSession, ConnectionTarget, Event, PendingCandidate, Settings, Transport,
+    TransportError,
 };
 use opamp_proto::prost::Message as _;
-use opamp_proto::{AgentCapabilities, InstanceUid, Limits, v1};
+use opamp_proto::{InstanceUid, Limits, v1};
 use tokio::sync::mpsc;
 
 use crate::client::{ClientConfig, Command};
@@ -93,63 +94,9 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
     }
 }
 
-/// Everything the application set, replayed into a rebuilt session.
-#[derive(Default)]
-struct Shadow {
-    description: Option<v1::AgentDescription>,
-    capabilities: Option<AgentCapabilities>,
-    health: Option<v1::ComponentHealth>,
-    effective_config: Option<v1::EffectiveConfig>,
-    remote_config_status: Option<v1::RemoteConfigStatus>,
-    package_statuses: Option<v1::PackageStatuses>,
-    connection_settings_status: Option<v1::ConnectionSettingsStatus>,
-    custom_capabilities: Option<Vec<String>>,
-    available_components: Option<v1::AvailableComponents>,
-}
-
-impl Shadow {
-    fn apply(&self, s: &mut AgentSession) {
-        if let Some(v) = &self.description {
-            s.set_agent_description(v.clone());
-        }
-        if let Some(v) = self.capabilities {
-            s.set_capabilities(v);
-        }
-        if let Some(v) = &self.health {
-            s.set_health(v.clone());
-        }
-        if let Some(v) = &self.effective_config {
-            s.set_effective_config(v.clone());
-        }
-        if let Some(v) = &self.remote_config_status {
-            s.set_remote_config_status(v.clone());
-        }
-        if let Some(v) = &self.package_statuses {
-            s.set_package_statuses(v.clone());
-        }
-        if let Some(v) = &self.connection_settings_status {
-            s.set_connection_settings_status(v.clone());
-        }
-        if let Some(v) = &self.custom_capabilities {
-            s.set_custom_capabilities(v.clone());
-        }
-        if let Some(v) = &self.available_components {
-            s.set_available_components(v.clone());
-        }
-    }
-}
-
-/// A candidate from a previous run being verified (OPC-5 step 3 after a restart).
-struct Resume {
-    candidate: ConnectionTarget,
-    fallback: ConnectionTarget,
-}
-
 /// The client task.
 pub(crate) struct Driver {
     session: AgentSession,
-    settings: Settings,
-    shadow: Shadow,
     store: Box<dyn StateStore>,
     events: mpsc::Sender<ClientEvent>,
     commands: mpsc::UnboundedReceiver<Command>,
@@ -157,7 +104,6 @@ pub(crate) struct Driver {
     opts: DriverOptions,
     conn: Conn,
     tls_cache: Option<(TlsKey, Arc<rustls::ClientConfig>)>,
-    resume: Option<Resume>,
     stop_deadline: Option<tokio::time::Instant>,
     stopped: bool,
 }
@@ -176,6 +122,10 @@ fn transport_for(endpoint: &str) -> Transport {
 
 impl Driver {
     /// Loads the persisted state and builds the session. Returns the instance uid in use.
+    ///
+    /// Stored valid OpAMP settings replace the configured target; a stored candidate is
+    /// handed to the session, which tries it first and accepts or reverts it (OPC-5 step 3,
+    /// [`Settings::candidate`]).
     pub(crate) fn new(
         config: ClientConfig,
         store: Box<dyn StateStore>,
@@ -198,23 +148,14 @@ impl Driver {
             }
         };
         let usable = |t: &ConnectionTarget| Endpoint::parse(&t.endpoint).is_ok();
-        let fallback = state
+        let target = state
             .valid_settings
-            .clone()
             .filter(usable)
             .unwrap_or_else(|| config.target.clone());
-        let (target, resume) = match state.candidate_settings.clone().filter(usable) {
-            Some(candidate) => (
-                candidate.clone(),
-                Some(Resume {
-                    candidate,
-                    fallback: fallback.clone(),
-                }),
-            ),
-            None => (fallback, None),
-        };
 
         let mut settings = Settings::new(uid, transport_for(&target.endpoint), target);
+        // An unusable stored candidate is the session's to reject (FAILED, then cleared).
+        settings.candidate = state.candidate_settings;
         settings.capabilities = config.capabilities;
         if let Some(hb) = config.heartbeat_interval {
             settings.heartbeat_interval = hb;
@@ -233,20 +174,20 @@ impl Driver {
         // The WebSocket limit covers the 1-byte header too (WSL-1).
         settings.max_message_size = config.driver.limits.max_message_size.saturating_sub(1);
 
-        let shadow = Shadow {
-            description: Some(config.description.clone()),
-            health: config.health.clone(),
-            effective_config: config.effective_config.clone(),
-            remote_config_status: state.remote_config_status.clone(),
-            ..Shadow::default()
-        };
-        let mut session = AgentSession::new(settings.clone(), now(), rand::random());
-        shadow.apply(&mut session);
+        let mut session = AgentSession::new(settings, now(), rand::random());
+        session.set_agent_description(config.description);
+        if let Some(h) = config.health {
+            session.set_health(h);
+        }
+        if let Some(c) = config.effective_config {
+            session.set_effective_config(c);
+        }
+        if let Some(s) = state.remote_config_status {
+            session.set_remote_config_status(s);
+        }
         Ok((
             Self {
                 session,
-                settings,
-                shadow,
                 store,
                 events,
                 commands,
@@ -254,7 +195,6 @@ impl Driver {
                 opts: config.driver,
                 conn: Conn::Idle,
                 tls_cache: None,
-                resume,
                 stop_deadline: None,
                 stopped: false,
             },
@@ -571,38 +511,16 @@ impl Driver {
     }
 
     async fn on_message(&mut self, msg: v1::ServerToAgent) {
-        if let Some(resume) = self.resume.take() {
-            // A reply over the candidate settings: TLS and authorization worked (OPC-5
-            // steps 6 and 8).
-            let t = resume.candidate;
-            let r1 = self.store.save_valid_settings(&t);
-            self.persist(r1).await;
-            let r2 = self.store.save_candidate_settings(None);
-            self.persist(r2).await;
-            self.emit(ClientEvent::OpampSettingsAccepted(t)).await;
-        }
         self.session.handle_message(now(), msg);
     }
 
     fn on_command(&mut self, cmd: Command) {
         let s = &mut self.session;
         match cmd {
-            Command::AgentDescription(v) => {
-                self.shadow.description = Some(v.clone());
-                s.set_agent_description(v);
-            }
-            Command::Capabilities(v) => {
-                self.shadow.capabilities = Some(v);
-                s.set_capabilities(v);
-            }
-            Command::Health(v) => {
-                self.shadow.health = Some(v.clone());
-                s.set_health(v);
-            }
-            Command::EffectiveConfig(v) => {
-                self.shadow.effective_config = Some(v.clone());
-                s.set_effective_config(v);
-            }
+            Command::AgentDescription(v) => s.set_agent_description(v),
+            Command::Capabilities(v) => s.set_capabilities(v),
+            Command::Health(v) => s.set_health(v),
+            Command::EffectiveConfig(v) => s.set_effective_config(v),
             Command::RemoteConfigStatus(v) => {
                 if let Err(e) = self.store.save_remote_config_status(&v) {
                     tracing::warn!("state store: {e}");
@@ -610,25 +528,12 @@ impl Driver {
                         reason: e.to_string(),
                     });
                 }
-                self.shadow.remote_config_status = Some(v.clone());
                 s.set_remote_config_status(v);
             }
-            Command::PackageStatuses(v) => {
-                self.shadow.package_statuses = Some(v.clone());
-                s.set_package_statuses(v);
-            }
-            Command::ConnectionSettingsStatus(v) => {
-                self.shadow.connection_settings_status = Some(v.clone());
-                s.set_connection_settings_status(v);
-            }
-            Command::CustomCapabilities(v) => {
-                self.shadow.custom_capabilities = Some(v.clone());
-                s.set_custom_capabilities(v);
-            }
-            Command::AvailableComponents(v) => {
-                self.shadow.available_components = Some(v.clone());
-                s.set_available_components(v);
-            }
+            Command::PackageStatuses(v) => s.set_package_statuses(v),
+            Command::ConnectionSettingsStatus(v) => s.set_connection_settings_status(v),
+            Command::CustomCapabilities(v) => s.set_custom_capabilities(v),
+            Command::AvailableComponents(v) => s.set_available_components(v),
             Command::CustomMessage(m, reply) => {
                 let _ = reply.send(s.send_custom_message(m).map_err(Error::from));
             }
@@ -647,7 +552,17 @@ impl Driver {
         let stored = match &event {
             Event::NewInstanceUid(uid) => Some(self.store.save_instance_uid(*uid)),
             Event::RemoteConfig(c) => Some(self.store.save_remote_config(c)),
-            Event::OpampSettingsCandidate(t) => Some(self.store.save_candidate_settings(Some(t))),
+            Event::OpampSettingsCandidate(t) => {
+                // Target and offer hash together, so that a restart resumes the flow and
+                // reports APPLIED / FAILED for that offer (OPC-5 step 3, CSS-4). If the
+                // session already dropped the candidate, its Accepted / Rejected event
+                // follows and clears what is stored here.
+                let candidate = match self.session.pending_candidate() {
+                    Some(c) if c.target == *t => c.clone(),
+                    _ => PendingCandidate::new(t.clone(), Vec::new()),
+                };
+                Some(self.store.save_candidate_settings(Some(&candidate)))
+            }
             Event::OpampSettingsAccepted(t) => Some(
                 self.store
                     .save_valid_settings(t)
@@ -662,42 +577,9 @@ impl Driver {
         if matches!(event, Event::Stopped) {
             self.stopped = true;
         }
-        let failed_before_reply = match &event {
-            Event::ConnectFailed { error, .. } => Some(error.to_string()),
-            Event::Disconnected { error: Some(e) } => Some(e.to_string()),
-            _ => None,
-        };
         if let Some(forward) = ClientEvent::from_session(event) {
             self.emit(forward).await;
         }
-        if let (Some(reason), Some(_)) = (failed_before_reply, &self.resume) {
-            if self.stop_deadline.is_none() {
-                self.revert_candidate(reason).await;
-            }
-        }
-    }
-
-    /// The stored candidate did not work: forget it and start over with the previous
-    /// settings (OPC-5 step 9).
-    async fn revert_candidate(&mut self, reason: String) {
-        let Some(resume) = self.resume.take() else {
-            return;
-        };
-        let r = self.store.save_candidate_settings(None);
-        self.persist(r).await;
-        self.emit(ClientEvent::OpampSettingsRejected {
-            target: resume.candidate,
-            reason,
-        })
-        .await;
-        self.close_connection().await;
-        let mut settings = self.settings.clone();
-        settings.instance_uid = self.session.instance_uid();
-        settings.transport = transport_for(&resume.fallback.endpoint);
-        settings.target = resume.fallback;
-        self.session = AgentSession::new(settings.clone(), now(), rand::random());
-        self.settings = settings;
-        self.shadow.apply(&mut self.session);
     }
 }
 

@@ -45,9 +45,11 @@ pub enum ClientEvent {
     /// The server offered new OpAMP connection settings; the client stored them as the
     /// candidate and is trying them (OPC-5 steps 3-5).
     OpampSettingsCandidate(ConnectionTarget),
-    /// The candidate settings worked and are now the valid ones (OPC-5 step 8).
+    /// The candidate settings worked and are now the valid ones (OPC-5 step 8). Also sent
+    /// for a candidate resumed after a restart.
     OpampSettingsAccepted(ConnectionTarget),
     /// The candidate settings failed; the client went back to the previous ones (step 9).
+    /// Also sent for a candidate resumed after a restart.
     OpampSettingsRejected {
         /// The rejected settings.
         target: ConnectionTarget,

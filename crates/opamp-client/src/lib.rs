@@ -21,8 +21,11 @@
 //! - **Graceful stop**: `agent_disconnect`, then the WebSocket closing handshake (DISC-2);
 //!   over HTTP the last POST carries `agent_disconnect` (DISC-4).
 //! - **Persistence** through a [`StateStore`]: instance uid (generated once as a UUIDv7),
-//!   last remote config and its status, and OpAMP connection settings (valid and candidate,
-//!   OPC-5) survive restarts. [`FileStateStore`] writes atomically.
+//!   last remote config and its status, and OpAMP connection settings (valid, and a
+//!   candidate with its offer hash, OPC-5) survive restarts. [`FileStateStore`] writes
+//!   atomically. A candidate left by a crash is resumed by the session
+//!   ([`opamp_agent_fsm::Settings::candidate`]): tried first, then accepted or reverted with
+//!   APPLIED / FAILED reported for its offer (OPC-5 step 3, CSS-4).
 //!
 //! WebSocket `permessage-deflate` is not offered: tungstenite does not implement it (it is
 //! optional in OpAMP). HTTP `Content-Encoding: gzip` is supported in both directions.
@@ -99,5 +102,5 @@ pub use error::Error;
 pub use event::ClientEvent;
 pub use store::{FileStateStore, MemoryStateStore, PersistedState, StateStore, StoreError};
 
-pub use opamp_agent_fsm::{Backoff, ConnectionTarget, TransportError};
+pub use opamp_agent_fsm::{Backoff, ConnectionTarget, PendingCandidate, TransportError};
 pub use opamp_proto::{self, AgentCapabilities, InstanceUid, ServerCapabilities, v1};

@@ -5,8 +5,9 @@
 //! - the last remote config (with its hash) and the last remote config status, so that the
 //!   agent reports the right `last_remote_config_hash` after a restart (RCFG-3);
 //! - the OpAMP connection settings: the **valid** ones in use, and a **candidate** offered
-//!   by the server that is being tried (OPC-5 step 3: the candidate survives a crash, so the
-//!   flow resumes after a restart).
+//!   by the server that is being tried, with the hash of its offer (OPC-5 step 3: the
+//!   candidate survives a crash, so the flow resumes after a restart and reports APPLIED or
+//!   FAILED for that offer, CSS-4).
 //!
 //! [`FileStateStore`] keeps one small file per item in a directory and replaces each file
 //! atomically (temporary file, `fsync`, `rename`, `fsync` of the directory), so a crash
@@ -20,7 +21,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use opamp_agent_fsm::ConnectionTarget;
+use opamp_agent_fsm::{ConnectionTarget, PendingCandidate};
 use opamp_proto::prost::Message;
 use opamp_proto::{InstanceUid, v1};
 
@@ -36,8 +37,9 @@ pub struct PersistedState {
     pub remote_config_status: Option<v1::RemoteConfigStatus>,
     /// The OpAMP connection settings known to work (OPC-5 step 8).
     pub valid_settings: Option<ConnectionTarget>,
-    /// Offered OpAMP connection settings not yet verified (OPC-5 step 3).
-    pub candidate_settings: Option<ConnectionTarget>,
+    /// Offered OpAMP connection settings not yet verified, with the hash of their offer
+    /// (OPC-5 step 3).
+    pub candidate_settings: Option<PendingCandidate>,
 }
 
 /// Why the state could not be read or written.
@@ -75,8 +77,12 @@ pub trait StateStore: Send + Sync + 'static {
     fn save_remote_config(&self, config: &v1::AgentRemoteConfig) -> Result<(), StoreError>;
     /// Stores the last remote configuration status reported.
     fn save_remote_config_status(&self, status: &v1::RemoteConfigStatus) -> Result<(), StoreError>;
-    /// Stores (`Some`) or clears (`None`) the candidate OpAMP connection settings.
-    fn save_candidate_settings(&self, target: Option<&ConnectionTarget>) -> Result<(), StoreError>;
+    /// Stores (`Some`) or clears (`None`) the candidate OpAMP connection settings, target
+    /// and offer hash together.
+    fn save_candidate_settings(
+        &self,
+        candidate: Option<&PendingCandidate>,
+    ) -> Result<(), StoreError>;
     /// Stores the valid OpAMP connection settings.
     fn save_valid_settings(&self, target: &ConnectionTarget) -> Result<(), StoreError>;
 }
@@ -94,8 +100,11 @@ impl<S: StateStore + ?Sized> StateStore for Arc<S> {
     fn save_remote_config_status(&self, status: &v1::RemoteConfigStatus) -> Result<(), StoreError> {
         (**self).save_remote_config_status(status)
     }
-    fn save_candidate_settings(&self, target: Option<&ConnectionTarget>) -> Result<(), StoreError> {
-        (**self).save_candidate_settings(target)
+    fn save_candidate_settings(
+        &self,
+        candidate: Option<&PendingCandidate>,
+    ) -> Result<(), StoreError> {
+        (**self).save_candidate_settings(candidate)
     }
     fn save_valid_settings(&self, target: &ConnectionTarget) -> Result<(), StoreError> {
         (**self).save_valid_settings(target)
@@ -155,8 +164,11 @@ impl StateStore for MemoryStateStore {
         self.lock().remote_config_status = Some(status.clone());
         Ok(())
     }
-    fn save_candidate_settings(&self, target: Option<&ConnectionTarget>) -> Result<(), StoreError> {
-        self.lock().candidate_settings = target.cloned();
+    fn save_candidate_settings(
+        &self,
+        candidate: Option<&PendingCandidate>,
+    ) -> Result<(), StoreError> {
+        self.lock().candidate_settings = candidate.cloned();
         Ok(())
     }
     fn save_valid_settings(&self, target: &ConnectionTarget) -> Result<(), StoreError> {
@@ -179,7 +191,8 @@ const TMP_MARKER: &str = ".tmp.";
 ///
 /// Files: `instance_uid` (the UUID as text), `remote_config.pb`,
 /// `remote_config_status.pb`, `opamp_settings_valid.pb` and `opamp_settings_candidate.pb`
-/// (protobuf). On Unix the files are created with mode `0600`: connection settings may
+/// (protobuf; the candidate file holds the offer hash too, so both are replaced in one
+/// atomic write). On Unix the files are created with mode `0600`: connection settings may
 /// hold a private key. The directory is created on first write.
 #[derive(Debug)]
 pub struct FileStateStore {
@@ -187,7 +200,8 @@ pub struct FileStateStore {
     counter: AtomicU64,
 }
 
-/// On-disk form of a [`ConnectionTarget`]: the wire message plus the exact heartbeat.
+/// On-disk form of a [`ConnectionTarget`]: the wire message plus the exact heartbeat, and
+/// for a candidate the hash of its offer.
 #[derive(Clone, PartialEq, prost::Message)]
 struct StoredTarget {
     #[prost(message, optional, tag = "1")]
@@ -195,6 +209,10 @@ struct StoredTarget {
     /// Heartbeat interval in milliseconds; absent = none configured.
     #[prost(uint64, optional, tag = "2")]
     heartbeat_interval_ms: Option<u64>,
+    /// Candidate only: `ConnectionSettingsOffers.hash` of its offer. Files written before
+    /// this field existed read as empty.
+    #[prost(bytes = "vec", tag = "3")]
+    offer_hash: Vec<u8>,
 }
 
 fn target_to_stored(t: &ConnectionTarget) -> StoredTarget {
@@ -219,7 +237,20 @@ fn target_to_stored(t: &ConnectionTarget) -> StoredTarget {
         heartbeat_interval_ms: t
             .heartbeat_interval
             .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+        offer_hash: Vec::new(),
     }
+}
+
+fn candidate_to_stored(c: &PendingCandidate) -> StoredTarget {
+    StoredTarget {
+        offer_hash: c.offer_hash.clone(),
+        ..target_to_stored(&c.target)
+    }
+}
+
+fn stored_to_candidate(s: StoredTarget) -> Option<PendingCandidate> {
+    let offer_hash = s.offer_hash.clone();
+    stored_to_target(s).map(|target| PendingCandidate { target, offer_hash })
 }
 
 fn stored_to_target(s: StoredTarget) -> Option<ConnectionTarget> {
@@ -382,7 +413,7 @@ impl StateStore for FileStateStore {
                 .and_then(stored_to_target),
             candidate_settings: self
                 .read_message::<StoredTarget>(CANDIDATE_FILE)?
-                .and_then(stored_to_target),
+                .and_then(stored_to_candidate),
         })
     }
 
@@ -398,9 +429,12 @@ impl StateStore for FileStateStore {
         self.write(REMOTE_CONFIG_STATUS_FILE, &status.encode_to_vec())
     }
 
-    fn save_candidate_settings(&self, target: Option<&ConnectionTarget>) -> Result<(), StoreError> {
-        match target {
-            Some(t) => self.write(CANDIDATE_FILE, &target_to_stored(t).encode_to_vec()),
+    fn save_candidate_settings(
+        &self,
+        candidate: Option<&PendingCandidate>,
+    ) -> Result<(), StoreError> {
+        match candidate {
+            Some(c) => self.write(CANDIDATE_FILE, &candidate_to_stored(c).encode_to_vec()),
             None => self.remove(CANDIDATE_FILE),
         }
     }
@@ -449,9 +483,8 @@ mod tests {
         };
         store.save_remote_config_status(&status).unwrap();
         store.save_valid_settings(&target("ws://a/")).unwrap();
-        store
-            .save_candidate_settings(Some(&target("wss://b/")))
-            .unwrap();
+        let candidate = PendingCandidate::new(target("wss://b/"), b"offer-hash".to_vec());
+        store.save_candidate_settings(Some(&candidate)).unwrap();
 
         let again = FileStateStore::new(dir.path().join("state"))
             .load()
@@ -460,12 +493,26 @@ mod tests {
         assert_eq!(again.remote_config, Some(cfg));
         assert_eq!(again.remote_config_status, Some(status));
         assert_eq!(again.valid_settings, Some(target("ws://a/")));
-        assert_eq!(again.candidate_settings, Some(target("wss://b/")));
+        assert_eq!(again.candidate_settings, Some(candidate));
 
         store.save_candidate_settings(None).unwrap();
         assert_eq!(store.load().unwrap().candidate_settings, None);
         // Clearing twice is fine.
         store.save_candidate_settings(None).unwrap();
+    }
+
+    #[test]
+    fn a_candidate_stored_without_an_offer_hash_reads_with_an_empty_hash_opc_5() {
+        // What a version before the offer hash was stored wrote.
+        let dir = tempfile::tempdir().unwrap();
+        let old = target_to_stored(&target("wss://b/"));
+        assert!(old.offer_hash.is_empty());
+        fs::write(dir.path().join(CANDIDATE_FILE), old.encode_to_vec()).unwrap();
+        let state = FileStateStore::new(dir.path()).load().unwrap();
+        assert_eq!(
+            state.candidate_settings,
+            Some(PendingCandidate::new(target("wss://b/"), Vec::new()))
+        );
     }
 
     #[test]

@@ -7,7 +7,7 @@ mod support;
 
 use opamp_client::{
     AgentCapabilities, ClientEvent, ConnectionTarget, FileStateStore, MemoryStateStore,
-    OpampClient, PersistedState, ServerCapabilities, StateStore, v1,
+    OpampClient, PendingCandidate, PersistedState, ServerCapabilities, StateStore, v1,
 };
 use support::{MockServer, Reply, caps, config_msg, fast, next_event};
 
@@ -163,6 +163,31 @@ async fn offered_settings_are_tried_and_persisted_as_valid_opc_4_opc_5() {
     handle.stop().await.unwrap();
 }
 
+const APPLYING: i32 = v1::ConnectionSettingsStatuses::Applying as i32;
+const APPLIED: i32 = v1::ConnectionSettingsStatuses::Applied as i32;
+const FAILED: i32 = v1::ConnectionSettingsStatuses::Failed as i32;
+
+/// Capabilities of an agent that takes OpAMP connection settings and reports their status.
+fn settings_caps() -> AgentCapabilities {
+    caps()
+        | AgentCapabilities::ACCEPTS_OPAMP_CONNECTION_SETTINGS
+        | AgentCapabilities::REPORTS_CONNECTION_SETTINGS_STATUS
+}
+
+/// `(status, hash, error_message)` of every connection settings status in `msgs`.
+fn statuses(msgs: &[v1::AgentToServer]) -> Vec<(i32, Vec<u8>, String)> {
+    msgs.iter()
+        .filter_map(|m| m.connection_settings_status.as_ref())
+        .map(|s| {
+            (
+                s.status,
+                s.last_connection_settings_hash.clone(),
+                s.error_message.clone(),
+            )
+        })
+        .collect()
+}
+
 #[tokio::test]
 async fn a_stored_candidate_is_resumed_after_a_restart_opc_5() {
     let valid = MockServer::start().await;
@@ -174,11 +199,14 @@ async fn a_stored_candidate_is_resumed_after_a_restart_opc_5() {
         .save_valid_settings(&ConnectionTarget::new(valid.ws_url()))
         .unwrap();
     before
-        .save_candidate_settings(Some(&ConnectionTarget::new(candidate.ws_url())))
+        .save_candidate_settings(Some(&PendingCandidate::new(
+            ConnectionTarget::new(candidate.ws_url()),
+            b"offer-1".to_vec(),
+        )))
         .unwrap();
     // The configured endpoint is superseded by the stored settings.
     let (handle, mut events) = fast(OpampClient::builder("ws://127.0.0.1:9/v1/opamp"))
-        .capabilities(caps())
+        .capabilities(settings_caps())
         .state_store(FileStateStore::new(dir.path()))
         .build()
         .unwrap()
@@ -191,8 +219,18 @@ async fn a_stored_candidate_is_resumed_after_a_restart_opc_5() {
         |e| matches!(e, ClientEvent::OpampSettingsAccepted(t) if t.endpoint == candidate.ws_url()),
     )
     .await;
+    // CSS-4: the server behind the candidate learns that the offer was applied.
+    candidate
+        .wait("a first report", |r| !r.ws_messages().is_empty())
+        .await;
     handle.stop().await.unwrap();
     assert!(valid.with(|r| r.upgrades.is_empty()));
+    let reported = candidate.with(|r| statuses(&r.ws_messages()));
+    assert_eq!(
+        reported.first(),
+        Some(&(APPLIED, b"offer-1".to_vec(), String::new())),
+        "{reported:?}"
+    );
     let state = FileStateStore::new(dir.path()).load().unwrap();
     assert_eq!(state.valid_settings.unwrap().endpoint, candidate.ws_url());
     assert_eq!(state.candidate_settings, None);
@@ -206,11 +244,14 @@ async fn a_stored_candidate_that_fails_is_reverted_opc_5_step_9() {
     let store = MemoryStateStore::with_state({
         let mut s = PersistedState::default();
         s.valid_settings = Some(ConnectionTarget::new(valid.ws_url()));
-        s.candidate_settings = Some(ConnectionTarget::new(broken.ws_url()));
+        s.candidate_settings = Some(PendingCandidate::new(
+            ConnectionTarget::new(broken.ws_url()),
+            b"offer-2".to_vec(),
+        ));
         s
     });
     let (handle, mut events) = fast(OpampClient::builder(valid.ws_url()))
-        .capabilities(caps())
+        .capabilities(settings_caps())
         .state_store(store.clone())
         .build()
         .unwrap()
@@ -227,7 +268,138 @@ async fn a_stored_candidate_that_fails_is_reverted_opc_5_step_9() {
         })
         .await;
     handle.stop().await.unwrap();
+    // CSS-4: the server behind the valid settings learns that the offer failed, and why.
+    let reported = valid.with(|r| statuses(&r.ws_messages()));
+    match reported.first() {
+        Some((status, hash, error)) => {
+            assert_eq!(*status, FAILED);
+            assert_eq!(hash, b"offer-2");
+            assert!(error.contains("401"), "{error}");
+        }
+        None => panic!("no connection settings status reported"),
+    }
+    assert!(broken.with(|r| r.ws_messages().is_empty()));
     let state = store.snapshot();
     assert_eq!(state.candidate_settings, None);
     assert_eq!(state.valid_settings.unwrap().endpoint, valid.ws_url());
+}
+
+#[tokio::test]
+async fn a_stored_http_candidate_is_confirmed_by_its_first_response_opc_5_css_3_css_4() {
+    let valid = MockServer::start().await;
+    let candidate = MockServer::start().await;
+    let store = MemoryStateStore::with_state({
+        let mut s = PersistedState::default();
+        s.valid_settings = Some(ConnectionTarget::new(valid.http_url()));
+        s.candidate_settings = Some(PendingCandidate::new(
+            ConnectionTarget::new(candidate.http_url()),
+            b"offer-3".to_vec(),
+        ));
+        s
+    });
+    let (handle, mut events) = fast(OpampClient::builder(valid.http_url()))
+        .capabilities(settings_caps())
+        .state_store(store.clone())
+        .build()
+        .unwrap()
+        .start()
+        .await
+        .unwrap();
+    next_event(
+        &mut events,
+        "accepted",
+        |e| matches!(e, ClientEvent::OpampSettingsAccepted(t) if t.endpoint == candidate.http_url()),
+    )
+    .await;
+    candidate
+        .wait("APPLIED reported", |r| {
+            statuses(&r.http_messages()).iter().any(|s| s.0 == APPLIED)
+        })
+        .await;
+    handle.stop().await.unwrap();
+    // APPLYING until the first response proved the settings (CSS-3), then APPLIED (CSS-4).
+    let reported: Vec<_> = candidate.with(|r| {
+        statuses(&r.http_messages())
+            .into_iter()
+            .map(|(s, h, _)| (s, h))
+            .collect()
+    });
+    assert_eq!(
+        reported[..2],
+        [
+            (APPLYING, b"offer-3".to_vec()),
+            (APPLIED, b"offer-3".to_vec())
+        ],
+        "{reported:?}"
+    );
+    assert!(valid.with(|r| r.http.is_empty()));
+    let state = store.snapshot();
+    assert_eq!(state.valid_settings.unwrap().endpoint, candidate.http_url());
+    assert_eq!(state.candidate_settings, None);
+}
+
+#[tokio::test]
+async fn an_offered_candidate_is_stored_with_its_offer_hash_opc_5_step_3() {
+    let old = MockServer::start().await;
+    // A candidate endpoint that takes the connection and never answers the upgrade: the
+    // flow stays between steps 5 and 8, as when the agent crashes there.
+    let hanging = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hanging_url = format!("ws://{}/v1/opamp", hanging.local_addr().unwrap());
+    let store = MemoryStateStore::new();
+    let (handle, mut events) = fast(OpampClient::builder(old.ws_url()))
+        .capabilities(settings_caps())
+        .state_store(store.clone())
+        .build()
+        .unwrap()
+        .start()
+        .await
+        .unwrap();
+    old.wait("first message", |r| !r.ws_messages().is_empty())
+        .await;
+    old.push(Reply::Message(offer(&hanging_url)));
+    next_event(&mut events, "candidate", |e| {
+        matches!(e, ClientEvent::OpampSettingsCandidate(_))
+    })
+    .await;
+    handle.stop().await.unwrap();
+    // Neither accepted nor rejected: what the next start resumes, hash included.
+    let stored = store.snapshot().candidate_settings.unwrap();
+    assert_eq!(stored.target.endpoint, hanging_url);
+    assert_eq!(stored.offer_hash, b"offer-1");
+    assert_eq!(store.snapshot().valid_settings, None);
+    drop(hanging);
+}
+
+#[tokio::test]
+async fn a_stored_candidate_that_is_not_a_url_is_rejected_without_connecting_opc_2_opc_5() {
+    let valid = MockServer::start().await;
+    let store = MemoryStateStore::with_state({
+        let mut s = PersistedState::default();
+        s.candidate_settings = Some(PendingCandidate::new(
+            ConnectionTarget::new("not a url"),
+            b"offer-4".to_vec(),
+        ));
+        s
+    });
+    let (handle, mut events) = fast(OpampClient::builder(valid.ws_url()))
+        .capabilities(settings_caps())
+        .state_store(store.clone())
+        .build()
+        .unwrap()
+        .start()
+        .await
+        .unwrap();
+    next_event(&mut events, "rejected", |e| {
+        matches!(e, ClientEvent::OpampSettingsRejected { target, .. } if target.endpoint == "not a url")
+    })
+    .await;
+    valid
+        .wait("the configured endpoint is used", |r| {
+            !r.ws_messages().is_empty()
+        })
+        .await;
+    handle.stop().await.unwrap();
+    let reported = valid.with(|r| statuses(&r.ws_messages()));
+    assert_eq!(reported.first().map(|s| s.0), Some(FAILED), "{reported:?}");
+    assert_eq!(store.snapshot().candidate_settings, None);
 }
