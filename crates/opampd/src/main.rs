@@ -1,0 +1,2 @@
+//! opampd (being written).
+fn main() {}
