@@ -178,3 +178,23 @@ pub trait Handler: Send + Sync + 'static {
         std::future::ready(())
     }
 }
+
+/// A shared handler: lets the application keep its own `Arc` to the state the handler
+/// uses (for example to push from other tasks).
+impl<H: Handler> Handler for Arc<H> {
+    fn on_connecting(&self, request: &ConnectionRequest) -> impl Future<Output = Admission> + Send {
+        H::on_connecting(self, request)
+    }
+
+    fn on_message(
+        &self,
+        ctx: &AgentContext,
+        msg: &AgentToServer,
+    ) -> impl Future<Output = ServerToAgent> + Send {
+        H::on_message(self, ctx, msg)
+    }
+
+    fn on_disconnect(&self, event: &Disconnected) -> impl Future<Output = ()> + Send {
+        H::on_disconnect(self, event)
+    }
+}
