@@ -322,7 +322,6 @@ async fn ws_client_that_never_reads_is_disconnected_and_memory_stays_bounded() {
     );
     eprintln!("slow reader: {accepted} pushes accepted before: {err}");
     // Bounded: socket buffers plus a queue of 4, far below the 10,000 offered.
-    assert!(accepted > 4, "the socket took some before blocking");
     assert!(accepted < 2_000, "accepted {accepted} pushes");
     assert!(srv.server.metrics().dropped_slow_reader >= 1);
     tokio::time::timeout(GUARD, async {
