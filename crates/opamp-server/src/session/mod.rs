@@ -27,9 +27,10 @@
 //!   reply assigns a new uid (MSG-5); a push carries the target agent's uid.
 //! - An error reply carries only `instance_uid` and `error_response` (MSG-7); a first reply
 //!   that is an error carries no capabilities (requirements §4 item 2).
-//! - The first non-error message on each attachment (WebSocket connection, or HTTP after
-//!   the agent was unknown or detached) carries the server capabilities, with
-//!   `AcceptsStatus` always set and no undefined bit (CAP-8, CAP-9).
+//! - The first non-error message on each WebSocket connection, and every non-error plain
+//!   HTTP reply, carries the server capabilities, with `AcceptsStatus` always set and no
+//!   undefined bit (CAP-8, CAP-9). Repeating them over HTTP costs 2 bytes and matches what
+//!   HTTP peers expect (each poll stands alone; the Node client re-reads them).
 //! - Offers the agent cannot take are removed: `remote_config` without
 //!   `AcceptsRemoteConfig` (RCFG-1, CAP-12), `packages_available` without
 //!   `AcceptsPackages` (CAP-14, PKG-1), each connection-settings part without its bit
@@ -850,14 +851,16 @@ fn finish(
         msg.flags |= opamp_proto::ServerToAgentFlags::REPORT_FULL_STATE.bits();
     }
     outgoing::gate(&mut msg, st.capabilities, st.custom_capabilities.as_deref());
-    msg.capabilities = if st.first_reply_sent {
-        if msg.capabilities == 0 {
-            0
-        } else {
-            config.wire_capabilities().bits()
-        }
-    } else {
+    // CAP-8 requires capabilities in the first reply and allows 0 later. Over plain HTTP we
+    // send them in every reply (2 bytes), as opamp-go does: each poll stands alone (it may even
+    // reach another replica), and the Node client re-reads them from every HTTP reply. Over a
+    // WebSocket only the first reply on the connection carries them, unless the application
+    // set them.
+    let http_reply = matches!(ctx.via, Some(Via::Http));
+    msg.capabilities = if http_reply || !st.first_reply_sent || msg.capabilities != 0 {
         config.wire_capabilities().bits()
+    } else {
+        0
     };
     let mut follow_up = outgoing::isolate_command(&mut msg);
     if !is_reply && !outgoing::has_content(&msg) && follow_up.is_none() {
