@@ -6,9 +6,12 @@
 //!   fail instead of writing when the checked-in code differs.
 //! - `conformance`: check that docs/CONFORMANCE.md names only tests that exist and covers
 //!   every requirement ID of the checklist.
+//! - `bench [--quick] [--agents N]`: load benchmarks of `opamp-server` (see `bench.rs`),
+//!   written into docs/BENCHMARKS.md.
 //! - `test`: the project's whole test suite (the command README.md names); installs the
 //!   interop peers first (see `peers.rs`; `OPAMP_SKIP_PEERS=1` skips them).
 
+mod bench;
 mod codegen;
 mod conformance;
 mod peers;
@@ -26,6 +29,7 @@ tasks:
   conformance         check docs/CONFORMANCE.md against the tests and the requirements checklist
   test                run every test of the workspace (what CI runs)
   peers               install the interop peers (npm, PyPI) and print their env vars
+  bench [--quick] [--agents N]  load benchmarks of opamp-server into docs/BENCHMARKS.md
 ";
 
 fn main() -> ExitCode {
@@ -61,6 +65,7 @@ fn run() -> Result<()> {
             Ok(())
         }
         Some("test") => test(&root),
+        Some("bench") => bench::run(&root, &args[1..]),
         Some("peers") => {
             for (key, value) in peers::install(&root)?.envs() {
                 println!("export {key}={}", value.to_string_lossy());
