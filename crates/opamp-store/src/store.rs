@@ -1,17 +1,4 @@
 //! The `Store` trait: everything opampd persists, behind one object-safe async interface.
-//!
-//! Methods return boxed futures ([`StoreFuture`]) rather than `async fn`, so that the trait
-//! is object safe: opampd holds an `Arc<dyn Store>` chosen at start-up (SQLite or
-//! PostgreSQL) and the fleet layer and the admin API never name a backend. The one boxing
-//! per call is noise next to a database round trip.
-//!
-//! Conventions:
-//! - `get_*` returns [`Error::NotFound`](crate::Error::NotFound) for a missing entity.
-//! - Every method that an operator triggers takes an [`Actor`] and writes an audit row in the
-//!   same transaction as the change: both are committed, or neither.
-//! - Methods fed by agents (status, connect, last-seen, timeline) take the time of the event;
-//!   operator changes are stamped with the store's clock.
-//! - A committed change that other replicas must act on is announced as a [`ChangeEvent`].
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -39,7 +26,21 @@ pub enum BackendKind {
     Postgres,
 }
 
-/// Fleet persistence. See the [module docs](self) for the conventions.
+/// Fleet persistence: everything opampd keeps across restarts, shared by its replicas.
+///
+/// Methods return boxed futures ([`StoreFuture`]) rather than being `async fn`, so that the
+/// trait is object safe: opampd holds an `Arc<dyn Store>` chosen at start-up (SQLite or
+/// PostgreSQL) and the fleet layer and the admin API never name a backend. The one boxing
+/// per call is noise next to a database round trip.
+///
+/// Conventions:
+/// - `get_*` returns [`Error::NotFound`](crate::Error::NotFound) for a missing entity.
+/// - Every method that an operator triggers takes an [`Actor`] and writes an audit row in the
+///   same transaction as the change: both are committed, or neither.
+/// - Methods fed by agents (status, connect, last-seen, timeline) take the time of the event;
+///   operator changes are stamped with the store's clock.
+/// - A committed change that other replicas must act on is announced as a
+///   [`ChangeEvent`](crate::ChangeEvent) to every [`subscribe`](Store::subscribe)r.
 pub trait Store: Send + Sync + 'static {
     /// Which backend this is.
     fn backend(&self) -> BackendKind;

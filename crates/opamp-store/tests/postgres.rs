@@ -2,6 +2,8 @@
 //! binaries (see `support/pg.rs`), one fresh database per test. Skipped with a message when
 //! PostgreSQL is not installed, unless OPAMP_REQUIRE_POSTGRES=1.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests and their support modules may unwrap
+
 mod common;
 mod support;
 

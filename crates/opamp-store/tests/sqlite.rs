@@ -1,5 +1,7 @@
 //! The shared store suite against SQLite (a fresh data directory per test).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests and their support modules may unwrap
+
 mod common;
 mod support;
 

@@ -28,7 +28,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use sqlx::any::{AnyArguments, AnyPoolOptions, AnyRow};
-use sqlx::{Any, AnyPool, Row};
+use sqlx::{Any, AnyPool, Connection as _, Row};
 use tokio::sync::broadcast;
 
 use crate::{Actor, AuditEntry, BackendKind, ChangeEvent, Error, Result, Timestamp};
@@ -209,20 +209,26 @@ impl SqlStore {
     /// pending migrations, and starts listening for change events from other replicas.
     pub async fn connect_postgres(url: &str, opts: StoreOptions) -> Result<Self> {
         sqlx::any::install_default_drivers();
+        let connect_error = |e: sqlx::Error| {
+            let mut err = Error::from(e);
+            if let Error::Backend { message, .. } = &mut err {
+                *message = format!("cannot connect to PostgreSQL at {}: {message}", redact(url));
+            }
+            err
+        };
+        // One direct connection first: a wrong host, port or password fails at once with the
+        // server's answer, instead of after the pool's acquire timeout.
+        let probe = sqlx::AnyConnection::connect(url)
+            .await
+            .map_err(connect_error)?;
+        let _ = sqlx::Connection::close(probe).await;
         let pool = AnyPoolOptions::new()
             .max_connections(opts.max_connections.max(2))
             .min_connections(0)
             .acquire_timeout(opts.acquire_timeout)
             .connect(url)
             .await
-            .map_err(|e| {
-                let mut err = Error::from(e);
-                if let Error::Backend { message, .. } = &mut err {
-                    *message =
-                        format!("cannot connect to PostgreSQL at {}: {message}", redact(url));
-                }
-                err
-            })?;
+            .map_err(connect_error)?;
         migrate::run(&pool, Dialect::Postgres).await?;
         let (changes, _) = broadcast::channel(opts.change_buffer.max(16));
         let listener = listen::start(url, changes.clone()).await?;
