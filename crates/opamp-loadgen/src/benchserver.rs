@@ -57,7 +57,8 @@ struct Generation {
 }
 
 /// The bench application: offers the current remote config to every agent that attaches
-/// or reports a config status, and records APPLIED statuses of the current generation.
+/// or reports another config's status, and records APPLIED statuses of the current
+/// generation.
 pub struct BenchHandler {
     config_size: usize,
     current: Mutex<Generation>,
@@ -122,9 +123,11 @@ impl Handler for BenchHandler {
             return ServerToAgent::default();
         }
         let mut current = self.lock();
+        let runs_current =
+            status.is_some_and(|s| s.last_remote_config_hash == current.config.config_hash);
         if let Some(status) = status {
-            if status.status == RemoteConfigStatuses::Applied as i32
-                && status.last_remote_config_hash == current.config.config_hash
+            if runs_current
+                && status.status == RemoteConfigStatuses::Applied as i32
                 && current.applied.insert(ctx.instance_uid)
             {
                 if let Some(start) = current.push_start_unix_ns {
@@ -132,6 +135,10 @@ impl Handler for BenchHandler {
                     current.latencies_us.push(latency);
                 }
             }
+        }
+        if runs_current && !ctx.attached {
+            // Nothing to offer: the agent runs the current config (RCFG-5).
+            return ServerToAgent::default();
         }
         // The session sends it only when the agent does not run it yet (RCFG-4, RCFG-5).
         ServerToAgent {

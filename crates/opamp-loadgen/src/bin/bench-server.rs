@@ -51,7 +51,7 @@ fn main() -> Result<()> {
         .enable_all()
         .build()
         .context("tokio runtime")?;
-    rt.block_on(async move {
+    let result = rt.block_on(async move {
         let running = benchserver::start(benchserver::Options {
             listen: cli.listen,
             control: cli.control,
@@ -84,5 +84,9 @@ fn main() -> Result<()> {
         }
         running.shutdown(Duration::from_secs(10)).await;
         anyhow::Ok(())
-    })
+    });
+    // The stdin reader is a blocking thread that may still wait for input: do not wait
+    // for it.
+    rt.shutdown_timeout(Duration::from_millis(200));
+    result
 }
