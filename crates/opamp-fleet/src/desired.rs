@@ -149,7 +149,12 @@ mod tests {
         let other = InstanceUid::from_array([8; 16]);
         let groups: HashMap<String, String> = [("shop".into(), "team=shop".into())].into();
         let all = vec![
-            a(1, "by-selector", AssignmentTarget::Selector("team=shop".into()), 300),
+            a(
+                1,
+                "by-selector",
+                AssignmentTarget::Selector("team=shop".into()),
+                300,
+            ),
             a(2, "by-group", AssignmentTarget::Group("shop".into()), 200),
             a(3, "by-agent", AssignmentTarget::Agent(uid), 100),
         ];
@@ -168,9 +173,24 @@ mod tests {
         let l = labels(&[("env", "prod"), ("region", "eu")]);
         let all = vec![
             a(1, "old", AssignmentTarget::Selector("env=prod".into()), 100),
-            a(2, "new", AssignmentTarget::Selector("region=eu".into()), 200),
-            a(3, "same-time-lower-id", AssignmentTarget::Selector("env".into()), 150),
-            a(4, "same-time-higher-id", AssignmentTarget::Selector("region".into()), 150),
+            a(
+                2,
+                "new",
+                AssignmentTarget::Selector("region=eu".into()),
+                200,
+            ),
+            a(
+                3,
+                "same-time-lower-id",
+                AssignmentTarget::Selector("env".into()),
+                150,
+            ),
+            a(
+                4,
+                "same-time-higher-id",
+                AssignmentTarget::Selector("region".into()),
+                150,
+            ),
         ];
         let r = Resolver::new(&all, &HashMap::new());
         assert_eq!(r.resolve(&uid, &l).unwrap().config, "new");

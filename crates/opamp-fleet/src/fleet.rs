@@ -17,8 +17,8 @@ use opamp_proto::v1::{AgentRemoteConfig, CommandType, ServerToAgent, ServerToAge
 use opamp_proto::{AgentCapabilities, InstanceUid};
 use opamp_server::Server;
 use opamp_store::{
-    Agent, AgentDescription, AgentFilter, BatcherConfig, ChangeEvent, LastSeenBatcher,
-    PageRequest, RemoteConfigStatus, Store, Timestamp, Transport,
+    Agent, AgentDescription, AgentFilter, BatcherConfig, ChangeEvent, LastSeenBatcher, PageRequest,
+    RemoteConfigStatus, Store, Timestamp, Transport,
 };
 use serde::Serialize;
 use tokio::sync::broadcast;
@@ -368,7 +368,10 @@ impl Fleet {
     }
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
-        self.inner.state.lock().unwrap_or_else(PoisonError::into_inner)
+        self.inner
+            .state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     pub(crate) fn emit(&self, event: FleetEvent) {
@@ -383,9 +386,7 @@ impl Fleet {
     ) -> Result<T, opamp_store::Error> {
         let start = Instant::now();
         let r = fut.await;
-        self.inner
-            .metrics
-            .store_op(op, start.elapsed(), r.is_ok());
+        self.inner.metrics.store_op(op, start.elapsed(), r.is_ok());
         r
     }
 
@@ -404,8 +405,7 @@ impl Fleet {
             {
                 let mut st = self.lock();
                 for a in &p.items {
-                    st.agents
-                        .insert(a.instance_uid, AgentEntry::from_agent(a));
+                    st.agents.insert(a.instance_uid, AgentEntry::from_agent(a));
                 }
             }
             loaded += p.items.len();
@@ -438,9 +438,10 @@ impl Fleet {
         let mut cache: HashMap<(String, u64), Arc<Resolved>> = HashMap::new();
         for a in &assignments {
             let version = match a.version {
-                Some(v) => self
-                    .timed("get_config_version", store.get_config_version(&a.config, v))
-                    .await,
+                Some(v) => {
+                    self.timed("get_config_version", store.get_config_version(&a.config, v))
+                        .await
+                }
                 None => {
                     self.timed(
                         "latest_config_version",
@@ -509,7 +510,10 @@ impl Fleet {
     /// Reloads one agent's operator labels from the store and recomputes its desired
     /// config.
     pub(crate) async fn reload_agent(&self, uid: InstanceUid) -> Result<(), Error> {
-        let agent = match self.timed("get_agent", self.inner.store.get_agent(uid)).await {
+        let agent = match self
+            .timed("get_agent", self.inner.store.get_agent(uid))
+            .await
+        {
             Ok(a) => a,
             Err(e) if e.is_not_found() => {
                 self.lock().agents.remove(&uid);
@@ -569,9 +573,8 @@ impl Fleet {
     /// otherwise marks them pending for the agent's next message here.
     pub(crate) async fn deliver_commands(&self, uid: InstanceUid) {
         let ws_here = self.inner.server.get().is_some_and(|s| {
-            s.agent(&uid).is_some_and(|a| {
-                matches!(a.attachment, opamp_server::session::Attachment::Ws(_))
-            })
+            s.agent(&uid)
+                .is_some_and(|a| matches!(a.attachment, opamp_server::session::Attachment::Ws(_)))
         });
         if !ws_here {
             if let Some(e) = self.lock().agents.get_mut(&uid) {
@@ -631,8 +634,7 @@ impl Fleet {
             .contains(AgentCapabilities::ACCEPTS_REMOTE_CONFIG);
         let desired = st.desired_for(&agent.instance_uid, &labels, accepts);
         let answered = st.agents.get(&agent.instance_uid).is_some_and(|e| {
-            e.answered
-                && e.offered.as_ref().map(|(h, _)| *h) == desired.as_ref().map(|d| d.hash)
+            e.answered && e.offered.as_ref().map(|(h, _)| *h) == desired.as_ref().map(|d| d.hash)
         });
         let state = sync_state(
             desired.as_ref().map(|d| d.hash).as_ref(),
@@ -667,7 +669,12 @@ impl Fleet {
             .get()
             .map(|s| s.metrics())
             .unwrap_or_default();
-        crate::metrics::render(&self.inner.metrics, &self.gauges(), &server)
+        crate::metrics::render(
+            &self.inner.metrics,
+            &self.gauges(),
+            &server,
+            &self.inner.batcher.stats(),
+        )
     }
 
     /// How long this fleet has been running.

@@ -24,7 +24,7 @@ use opamp_server::{AgentContext, Disconnected, Handler};
 use opamp_store::{AgentUpdate, RemoteConfigState, Timestamp, Transport};
 
 use crate::convert;
-use crate::fleet::{AgentEntry, Fleet, FleetEvent, mark_offered, recompute_agent};
+use crate::fleet::{Fleet, FleetEvent, mark_offered, recompute_agent};
 
 /// The fleet's OpAMP handler. Build it with [`Fleet::handler`].
 #[derive(Clone, Debug)]
@@ -64,7 +64,7 @@ impl FleetHandler {
         let mut update = AgentUpdate::new(uid, now);
         let mut changed = Vec::new();
         let mut st = self.fleet.lock();
-        let entry = st.agents.entry(uid).or_insert_with(AgentEntry::default);
+        let entry = st.agents.entry(uid).or_default();
         if ctx.attached {
             entry.connected = true;
             entry.transport = Some(transport_of(ctx));
@@ -244,8 +244,8 @@ impl Handler for FleetHandler {
                     // next message.
                     let mut commands = commands.into_iter();
                     if let Some(c) = commands.next() {
-                        reply.command = crate::fleet::command_message(c.command)
-                            .and_then(|m| m.command);
+                        reply.command =
+                            crate::fleet::command_message(c.command).and_then(|m| m.command);
                     }
                     if commands.next().is_some()
                         && let Some(e) = fleet.lock().agents.get_mut(&uid)

@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use opamp_server::MetricsSnapshot;
+use opamp_store::BatcherStats;
 
 /// Bucket upper bounds (seconds) for the push-to-applied latency.
 pub const PUSH_BUCKETS: &[f64] = &[
@@ -132,7 +133,12 @@ pub struct AgentGauges {
 }
 
 /// Renders every series.
-pub fn render(fleet: &FleetMetrics, gauges: &AgentGauges, server: &MetricsSnapshot) -> String {
+pub fn render(
+    fleet: &FleetMetrics,
+    gauges: &AgentGauges,
+    server: &MetricsSnapshot,
+    last_seen: &BatcherStats,
+) -> String {
     let mut out = String::with_capacity(4096);
     let w = &mut out;
     let _ = writeln!(
@@ -159,7 +165,17 @@ pub fn render(fleet: &FleetMetrics, gauges: &AgentGauges, server: &MetricsSnapsh
     for (state, n) in &gauges.by_sync_state {
         let _ = writeln!(w, "opamp_agents_sync_state{{state=\"{state}\"}} {n}");
     }
-    let counters: [(&str, &str, u64); 8] = [
+    let counters: [(&str, &str, u64); 10] = [
+        (
+            "opamp_last_seen_heartbeats_total",
+            "Messages that changed nothing and only moved the agent's last-seen time (batched).",
+            last_seen.heartbeats,
+        ),
+        (
+            "opamp_last_seen_writes_total",
+            "Batched last-seen writes (one statement each).",
+            last_seen.statements,
+        ),
         (
             "opamp_messages_received_total",
             "AgentToServer messages received.",
@@ -257,7 +273,12 @@ mod tests {
         let mut g = AgentGauges::default();
         g.by_transport_and_state.insert(("ws".into(), true), 2);
         g.by_sync_state.insert("in_sync", 2);
-        let s = render(&f, &g, &MetricsSnapshot::default());
+        let s = render(
+            &f,
+            &g,
+            &MetricsSnapshot::default(),
+            &BatcherStats::default(),
+        );
         for needle in [
             "opamp_agents{transport=\"ws\",state=\"connected\"} 2",
             "opamp_agents_sync_state{state=\"in_sync\"} 2",

@@ -131,7 +131,12 @@ fn redact_line(line: &str) -> String {
         // `password:` with the value on the next lines: nothing on this line to hide.
         return line.to_owned();
     }
-    format!("{}{}{}", &line[..indent_len + key_end], &after[..sep_len], REDACTED)
+    format!(
+        "{}{}{}",
+        &line[..indent_len + key_end],
+        &after[..sep_len],
+        REDACTED
+    )
 }
 
 #[cfg(test)]
@@ -140,7 +145,14 @@ mod tests {
 
     #[test]
     fn secret_keys() {
-        for k in ["password", "DB_PASSWORD", "api_key", "token", "clientSecret", "credentials"] {
+        for k in [
+            "password",
+            "DB_PASSWORD",
+            "api_key",
+            "token",
+            "clientSecret",
+            "credentials",
+        ] {
             assert!(is_secret_key(k), "{k}");
         }
         for k in ["endpoint", "level", "name"] {
@@ -181,7 +193,10 @@ mod tests {
         let r = redact_map(&m);
         let j = r.files["c.json"].text().unwrap_or_default().to_owned();
         assert!(!j.contains("\"pw\"") && j.contains("\"h\""), "{j}");
-        let t = r.files["collectd.conf"].text().unwrap_or_default().to_owned();
+        let t = r.files["collectd.conf"]
+            .text()
+            .unwrap_or_default()
+            .to_owned();
         assert_eq!(
             t,
             "Hostname \"h\"\n  Password <redacted>\nSECRET_TOKEN=<redacted>\nkey:\n"

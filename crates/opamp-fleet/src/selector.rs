@@ -437,7 +437,9 @@ impl<'a> Parser<'a> {
             other => {
                 return Err(self.error(
                     at,
-                    &format!("'=', '==', '!=', 'in', 'notin', ',' or end of input after key {key:?}"),
+                    &format!(
+                        "'=', '==', '!=', 'in', 'notin', ',' or end of input after key {key:?}"
+                    ),
                     &other,
                 ));
             }
@@ -535,7 +537,10 @@ mod tests {
         assert!(e.expected.contains("at least one value"), "{e}");
 
         let e = Selector::parse("a=b c").unwrap_err();
-        assert!(e.to_string().starts_with("invalid selector at column 5"), "{e}");
+        assert!(
+            e.to_string().starts_with("invalid selector at column 5"),
+            "{e}"
+        );
     }
 
     #[test]

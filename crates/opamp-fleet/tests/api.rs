@@ -32,7 +32,14 @@ async fn bad_input_gets_a_json_4xx_naming_the_problem_and_writes_nothing() {
     // Invalid selector, in a query and in an assignment.
     let r = env.get("/api/v1/agents?selector=env%20in%20prod").await;
     assert_error(&r, StatusCode::BAD_REQUEST, "invalid_selector");
-    assert!(r.1["error"]["message"].as_str().unwrap().contains("column 8"), "{}", r.1);
+    assert!(
+        r.1["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("column 8"),
+        "{}",
+        r.1
+    );
     let r = env.get("/api/v1/agents?sync_state=sideways").await;
     assert_error(&r, StatusCode::BAD_REQUEST, "invalid_query");
 
@@ -72,7 +79,11 @@ async fn bad_input_gets_a_json_4xx_naming_the_problem_and_writes_nothing() {
         .post("/api/v1/configs", json!({"name": "web", "filez": {}}))
         .await;
     assert_error(&r, StatusCode::BAD_REQUEST, "invalid_json");
-    assert!(r.1["error"]["message"].as_str().unwrap().contains("filez"), "{}", r.1);
+    assert!(
+        r.1["error"]["message"].as_str().unwrap().contains("filez"),
+        "{}",
+        r.1
+    );
 
     // Nothing was written so far.
     let (_, configs) = env.get("/api/v1/configs").await;
@@ -130,7 +141,10 @@ async fn bad_input_gets_a_json_4xx_naming_the_problem_and_writes_nothing() {
         .await;
     assert_error(&r, StatusCode::NOT_FOUND, "version_not_found");
     let r = env
-        .post("/api/v1/assignments", json!({"config": "web", "group": "edge"}))
+        .post(
+            "/api/v1/assignments",
+            json!({"config": "web", "group": "edge"}),
+        )
         .await;
     assert_error(&r, StatusCode::NOT_FOUND, "group_not_found");
     let r = env
@@ -196,7 +210,11 @@ async fn tokens_and_roles_gate_every_write() {
     // Now a token is required.
     let r = env.get("/api/v1/agents").await;
     assert_error(&r, StatusCode::UNAUTHORIZED, "unauthorized");
-    assert!(r.1["error"]["message"].as_str().unwrap().contains("Bearer"), "{}", r.1);
+    assert!(
+        r.1["error"]["message"].as_str().unwrap().contains("Bearer"),
+        "{}",
+        r.1
+    );
     let r = env
         .call(Method::GET, "/api/v1/agents", None, Some("opamp_wrong"))
         .await;
@@ -216,11 +234,19 @@ async fn tokens_and_roles_gate_every_write() {
         )
         .await;
     assert_error(&r, StatusCode::FORBIDDEN, "forbidden");
-    assert!(r.1["error"]["message"].as_str().unwrap().contains("viewer"), "{}", r.1);
+    assert!(
+        r.1["error"]["message"].as_str().unwrap().contains("viewer"),
+        "{}",
+        r.1
+    );
     let (_, configs) = env
         .call(Method::GET, "/api/v1/configs", None, Some(&viewer))
         .await;
-    assert_eq!(configs["configs"], json!([]), "the refused write wrote nothing");
+    assert_eq!(
+        configs["configs"],
+        json!([]),
+        "the refused write wrote nothing"
+    );
 
     // Operator: configs and assignments, not groups or tokens.
     let (status, _) = env
@@ -296,7 +322,10 @@ async fn tokens_and_roles_gate_every_write() {
         .iter()
         .filter_map(|e| e["actor"].as_str())
         .collect();
-    assert!(actors.contains(&"token:ops") && actors.contains(&"token:root"), "{actors:?}");
+    assert!(
+        actors.contains(&"token:ops") && actors.contains(&"token:root"),
+        "{actors:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

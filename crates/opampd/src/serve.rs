@@ -71,7 +71,11 @@ async fn shutdown_signal() {
 }
 
 fn write_ports(data_dir: &Path, opamp: SocketAddr, admin: SocketAddr, tls: bool) {
-    let (ws, http) = if tls { ("wss", "https") } else { ("ws", "http") };
+    let (ws, http) = if tls {
+        ("wss", "https")
+    } else {
+        ("ws", "http")
+    };
     let body = serde_json::json!({
         "opamp": opamp.to_string(),
         "admin": admin.to_string(),
@@ -144,7 +148,9 @@ pub(crate) async fn run(s: Settings) -> anyhow::Result<()> {
     };
     println!("opampd {} is serving", env!("CARGO_PKG_VERSION"));
     println!("  OpAMP      {ws}://{opamp_addr}/v1/opamp  and  {http}://{opamp_addr}/v1/opamp");
-    println!("  admin API  http://{admin_addr}/api/v1/  (OpenAPI: http://{admin_addr}/api/v1/openapi.json)");
+    println!(
+        "  admin API  http://{admin_addr}/api/v1/  (OpenAPI: http://{admin_addr}/api/v1/openapi.json)"
+    );
     println!("  metrics    http://{admin_addr}/metrics");
     println!("  store      {}", s.store_display());
     write_ports(&s.data_dir, opamp_addr, admin_addr, tls.is_some());

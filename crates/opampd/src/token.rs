@@ -50,7 +50,9 @@ pub(crate) async fn run(settings: Settings, cmd: TokenCommand) -> anyhow::Result
             let found = tokens
                 .iter()
                 .find(|t| t.id.to_string() == token || (t.name == token && t.revoked_at.is_none()))
-                .with_context(|| format!("no token with id or name {token:?} (see `opampd token list`)"))?;
+                .with_context(|| {
+                    format!("no token with id or name {token:?} (see `opampd token list`)")
+                })?;
             let t = store.revoke_token(&actor, found.id).await?;
             println!("revoked token {} (id {})", t.name, t.id);
             Ok(())

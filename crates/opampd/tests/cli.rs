@@ -41,11 +41,24 @@ async fn token_create_prints_a_secret_once_and_tokens_gate_the_api() {
     // First use on loopback: open, with a warning in the log.
     let (status, _) = d.call(Method::GET, "/api/v1/agents", None).await;
     assert_eq!(status, StatusCode::OK);
-    assert!(d.stderr().contains("the admin API is open"), "{}", d.stderr());
+    assert!(
+        d.stderr().contains("the admin API is open"),
+        "{}",
+        d.stderr()
+    );
 
     // Tokens made by the CLI while the server runs.
     let (ok, viewer, err) = run(
-        &["token", "create", "--role", "viewer", "--name", "grafana", "--data-dir", data_s],
+        &[
+            "token",
+            "create",
+            "--role",
+            "viewer",
+            "--name",
+            "grafana",
+            "--data-dir",
+            data_s,
+        ],
         &[],
     )
     .await;
@@ -54,13 +67,25 @@ async fn token_create_prints_a_secret_once_and_tokens_gate_the_api() {
     assert!(viewer.starts_with("opamp_"), "{viewer}");
     assert!(err.contains("shown only now"), "{err}");
     let (ok, operator, err) = run(
-        &["token", "create", "--role", "operator", "--name", "ci", "--data-dir", data_s],
+        &[
+            "token",
+            "create",
+            "--role",
+            "operator",
+            "--name",
+            "ci",
+            "--data-dir",
+            data_s,
+        ],
         &[],
     )
     .await;
     assert!(ok, "{err}");
     let (ok, list, _) = run(&["token", "list", "--data-dir", data_s], &[]).await;
-    assert!(ok && list.contains("grafana") && list.contains("viewer"), "{list}");
+    assert!(
+        ok && list.contains("grafana") && list.contains("viewer"),
+        "{list}"
+    );
     assert!(!list.contains(&viewer), "secrets are never listed");
 
     // Missing token: 401. Viewer on a write: 403, and nothing written.
@@ -68,7 +93,9 @@ async fn token_create_prints_a_secret_once_and_tokens_gate_the_api() {
     assert_error(&r, StatusCode::UNAUTHORIZED, "unauthorized");
     d.token = Some(viewer.clone());
     let body = json!({"name": "web", "files": {"a.yaml": {"content_type": "text/yaml", "body": "a: 1\n"}}});
-    let r = d.call(Method::POST, "/api/v1/configs", Some(body.clone())).await;
+    let r = d
+        .call(Method::POST, "/api/v1/configs", Some(body.clone()))
+        .await;
     assert_error(&r, StatusCode::FORBIDDEN, "forbidden");
     let (status, configs) = d.call(Method::GET, "/api/v1/configs", None).await;
     assert_eq!(status, StatusCode::OK);
@@ -92,19 +119,39 @@ async fn non_loopback_binds_without_tls_or_tokens_are_refused_unless_insecure() 
     let data = dir.path().join("data");
     let data_s = data.to_str().unwrap();
     let (ok, _, err) = run(
-        &["--listen", "0.0.0.0:0", "--admin-listen", "127.0.0.1:0", "--data-dir", data_s],
+        &[
+            "--listen",
+            "0.0.0.0:0",
+            "--admin-listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            data_s,
+        ],
         &[],
     )
     .await;
     assert!(!ok);
-    assert!(err.contains("without TLS") && err.contains("--insecure"), "{err}");
+    assert!(
+        err.contains("without TLS") && err.contains("--insecure"),
+        "{err}"
+    );
     let (ok, _, err) = run(
-        &["--listen", "127.0.0.1:0", "--admin-listen", "0.0.0.0:0", "--data-dir", data_s],
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "0.0.0.0:0",
+            "--data-dir",
+            data_s,
+        ],
         &[],
     )
     .await;
     assert!(!ok);
-    assert!(err.contains("with no token") && err.contains("token create"), "{err}");
+    assert!(
+        err.contains("with no token") && err.contains("token create"),
+        "{err}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -147,7 +194,11 @@ async fn settings_come_from_flags_then_env_then_file() {
     };
     assert_ne!(info["opamp"], "127.0.0.1:1");
     let pid = info["pid"].as_u64().unwrap().to_string();
-    Command::new("kill").args(["-TERM", &pid]).status().await.unwrap();
+    Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .await
+        .unwrap();
     let out = child.wait_with_output().await.unwrap();
     assert!(out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);

@@ -23,9 +23,10 @@ mod pg;
 use opamp_interop::{PeerProcess, Peers};
 use reqwest::Method;
 use serde_json::{Value, json};
-use support::{Mode, OurAgent, Opampd, find, uuid_from_hex};
+use support::{Mode, Opampd, OurAgent, find, uuid_from_hex};
 
-const CHECKOUT_YAML: &str = "receivers:\n  otlp: {}\nexporters:\n  debug:\n    verbosity: detailed\n";
+const CHECKOUT_YAML: &str =
+    "receivers:\n  otlp: {}\nexporters:\n  debug:\n    verbosity: detailed\n";
 const FAIL_MESSAGE: &str = "cannot bind 0.0.0.0:4317: address in use";
 
 /// A peer agent (Node or Python) and its uid in UUID form.
@@ -74,7 +75,10 @@ async fn fleet_scenario(test: &str, store_args: &[&str]) {
     // 1. It prints its URLs.
     let out = d.stdout();
     assert!(out.contains(&format!("ws://{}/v1/opamp", d.opamp)), "{out}");
-    assert!(out.contains(&format!("http://{}/api/v1/", d.admin)), "{out}");
+    assert!(
+        out.contains(&format!("http://{}/api/v1/", d.admin)),
+        "{out}"
+    );
 
     // 2. Agents of every kind connect.
     let ws = OurAgent::start(&d.ws_url(), "checkout", Mode::Apply).await;
@@ -83,8 +87,20 @@ async fn fleet_scenario(test: &str, store_args: &[&str]) {
     let cart = OurAgent::start(&d.http_url(), "cart", Mode::Apply).await;
     let mut peers = Vec::new();
     if let Some(p) = Peers::from_env(test) {
-        peers.push(start_peer(p.node_agent(&d.http_url(), &["--service-name", "checkout"]), "checkout").await);
-        peers.push(start_peer(p.python_agent(&d.http_url(), &["--service-name", "checkout"]), "checkout").await);
+        peers.push(
+            start_peer(
+                p.node_agent(&d.http_url(), &["--service-name", "checkout"]),
+                "checkout",
+            )
+            .await,
+        );
+        peers.push(
+            start_peer(
+                p.python_agent(&d.http_url(), &["--service-name", "checkout"]),
+                "checkout",
+            )
+            .await,
+        );
     }
     let mut expected: Vec<(String, &str, &str)> = vec![
         (ws.uid.clone(), "ws", "checkout"),
@@ -136,17 +152,25 @@ async fn fleet_scenario(test: &str, store_args: &[&str]) {
         .chain(peers.iter().map(|p| p.uid.clone()))
         .collect();
     let list = d
-        .wait_get("checkout agents in sync, the failer failed", "/api/v1/agents", |b| {
-            in_sync.iter().all(|uid| {
-                find(b, uid).is_some_and(|a| a["sync_state"] == "in_sync")
-            }) && find(b, &failer.uid).is_some_and(|a| a["sync_state"] == "failed")
-        })
+        .wait_get(
+            "checkout agents in sync, the failer failed",
+            "/api/v1/agents",
+            |b| {
+                in_sync
+                    .iter()
+                    .all(|uid| find(b, uid).is_some_and(|a| a["sync_state"] == "in_sync"))
+                    && find(b, &failer.uid).is_some_and(|a| a["sync_state"] == "failed")
+            },
+        )
         .await;
     for uid in &in_sync {
         let a = find(&list, uid).unwrap();
         assert_eq!(a["desired_config_hash"], hash.as_str(), "{a}");
         assert_eq!(a["remote_config_status"]["status"], "APPLIED", "{a}");
-        assert_eq!(a["remote_config_status"]["last_remote_config_hash"], hash.as_str());
+        assert_eq!(
+            a["remote_config_status"]["last_remote_config_hash"],
+            hash.as_str()
+        );
     }
     let f = find(&list, &failer.uid).unwrap();
     assert_eq!(f["remote_config_status"]["status"], "FAILED");
@@ -209,7 +233,10 @@ async fn fleet_scenario(test: &str, store_args: &[&str]) {
     assert_eq!(versions["versions"][0]["hash"], hash.as_str());
     assert_eq!(versions["versions"][0]["message"], "first");
     let assignments = d.get("/api/v1/assignments").await;
-    assert_eq!(assignments["assignments"][0]["selector"], "service.name=checkout");
+    assert_eq!(
+        assignments["assignments"][0]["selector"],
+        "service.name=checkout"
+    );
     let groups = d.get("/api/v1/groups").await;
     assert_eq!(groups["groups"][0]["name"], "shop");
     let after = d.get("/api/v1/agents").await;
@@ -221,21 +248,29 @@ async fn fleet_scenario(test: &str, store_args: &[&str]) {
     assert_eq!(f["remote_config_status"]["error_message"], FAIL_MESSAGE);
     for uid in &in_sync {
         let a = find(&after, uid).unwrap();
-        assert_eq!(a["remote_config_status"]["last_remote_config_hash"], hash.as_str(), "{a}");
+        assert_eq!(
+            a["remote_config_status"]["last_remote_config_hash"],
+            hash.as_str(),
+            "{a}"
+        );
     }
 
     // Everyone comes back and stays in sync, with nothing sent again (RCFG-5).
     ws.wait_connects(connects_before[0] + 1).await;
     failer.wait_connects(connects_before[1] + 1).await;
-    d.wait_get("every agent reconnected and in its state", "/api/v1/agents", |b| {
-        expected
-            .iter()
-            .all(|(uid, _, _)| find(b, uid).is_some_and(|a| a["connected"] == true))
-            && in_sync
+    d.wait_get(
+        "every agent reconnected and in its state",
+        "/api/v1/agents",
+        |b| {
+            expected
                 .iter()
-                .all(|uid| find(b, uid).is_some_and(|a| a["sync_state"] == "in_sync"))
-            && find(b, &failer.uid).is_some_and(|a| a["sync_state"] == "failed")
-    })
+                .all(|(uid, _, _)| find(b, uid).is_some_and(|a| a["connected"] == true))
+                && in_sync
+                    .iter()
+                    .all(|uid| find(b, uid).is_some_and(|a| a["sync_state"] == "in_sync"))
+                && find(b, &failer.uid).is_some_and(|a| a["sync_state"] == "failed")
+        },
+    )
     .await;
     // A few more exchanges for every agent, then count what they received.
     for p in &mut peers {
@@ -290,7 +325,11 @@ async fn fleet_scenario(test: &str, store_args: &[&str]) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_agents_connect_configs_reach_matching_agents_and_survive_kill_9() {
-    fleet_scenario("sqlite_agents_connect_configs_reach_matching_agents_and_survive_kill_9", &[]).await;
+    fleet_scenario(
+        "sqlite_agents_connect_configs_reach_matching_agents_and_survive_kill_9",
+        &[],
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -307,4 +346,100 @@ async fn postgres_agents_connect_configs_reach_matching_agents_and_survive_kill_
         &["--store", &url],
     )
     .await;
+}
+
+/// Two replicas on one PostgreSQL (DESIGN §4): changes made through replica A's API reach
+/// the agents replica B holds, through the store's LISTEN/NOTIFY change events.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_replicas_stay_in_step_through_change_events() {
+    let Some(url) = pg::fresh_database().await else {
+        println!(
+            "postgres_replicas_stay_in_step_through_change_events: skipped: PostgreSQL is not installed"
+        );
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let a = Opampd::start(
+        &dir.path().join("a"),
+        None,
+        &["--store", &url, "--server-id", "replica-a"],
+    )
+    .await;
+    let b = Opampd::start(
+        &dir.path().join("b"),
+        None,
+        &["--store", &url, "--server-id", "replica-b"],
+    )
+    .await;
+    let ws = OurAgent::start(&b.ws_url(), "checkout", Mode::Apply).await;
+    let http = OurAgent::start(&b.http_url(), "checkout", Mode::Apply).await;
+    // Replica A sees B's agents: the store is shared.
+    a.wait_get("B's agents, seen through A", "/api/v1/agents", |l| {
+        find(l, &ws.uid).is_some_and(|x| x["connected"] == true)
+            && find(l, &http.uid).is_some_and(|x| x["connected"] == true)
+    })
+    .await;
+
+    // Config and assignment through A; B pushes to the agents it holds.
+    let v = a
+        .post(
+            "/api/v1/configs",
+            json!({"name": "checkout", "files": {"c.yaml": {"content_type": "text/yaml", "body": "a: 1\n"}}}),
+        )
+        .await;
+    let hash = v["version"]["hash"].as_str().unwrap().to_owned();
+    a.post(
+        "/api/v1/assignments",
+        json!({"config": "checkout", "selector": "service.name=checkout"}),
+    )
+    .await;
+    for d in [&a, &b] {
+        d.wait_get("both agents in sync", "/api/v1/agents", |l| {
+            [&ws.uid, &http.uid].iter().all(|uid| {
+                find(l, uid).is_some_and(|x| {
+                    x["sync_state"] == "in_sync" && x["desired_config_hash"] == hash.as_str()
+                })
+            })
+        })
+        .await;
+    }
+
+    // An assignment to one agent, made through A, reaches it through B.
+    let v2 = a
+        .post(
+            "/api/v1/configs",
+            json!({"name": "special", "files": {"s.yaml": {"content_type": "text/yaml", "body": "b: 2\n"}}}),
+        )
+        .await;
+    let special = v2["version"]["hash"].as_str().unwrap().to_owned();
+    a.post(
+        "/api/v1/assignments",
+        json!({"config": "special", "agent": ws.uid}),
+    )
+    .await;
+    b.wait_get(
+        "the agent assignment applied through B",
+        &format!("/api/v1/agents/{}", ws.uid),
+        |x| x["sync_state"] == "in_sync" && x["desired_config_hash"] == special.as_str(),
+    )
+    .await;
+    assert_eq!(ws.configs(), 2);
+    assert_eq!(http.configs(), 1);
+
+    // A restart queued through A is delivered by B, which holds the WebSocket (CMD-1).
+    let (s, _) = a
+        .call(
+            Method::POST,
+            &format!("/api/v1/agents/{}/restart", ws.uid),
+            None,
+        )
+        .await;
+    assert_eq!(s, reqwest::StatusCode::ACCEPTED);
+    ws.wait_commands(1).await;
+    for x in [&ws, &http] {
+        x.handle.stop().await.unwrap();
+    }
+    for mut d in [a, b] {
+        assert!(d.terminate().await.success());
+    }
 }

@@ -316,7 +316,9 @@ pub(crate) async fn restart_agent(
         return Err(ApiError::new(
             StatusCode::CONFLICT,
             "conflict",
-            format!("agent {uid} does not accept restart commands (no AcceptsRestartCommand capability)"),
+            format!(
+                "agent {uid} does not accept restart commands (no AcceptsRestartCommand capability)"
+            ),
         ));
     }
     let c = fleet

@@ -191,9 +191,9 @@ impl<T: DeserializeOwned> FromRequest<Fleet> for ApiJson<T> {
         let bytes = axum::body::to_bytes(req.into_body(), limit)
             .await
             .map_err(|_| too_large())?;
-        serde_json::from_slice(&bytes)
-            .map(ApiJson)
-            .map_err(|e| ApiError::bad_request("invalid_json", format!("invalid request body: {e}")))
+        serde_json::from_slice(&bytes).map(ApiJson).map_err(|e| {
+            ApiError::bad_request("invalid_json", format!("invalid request body: {e}"))
+        })
     }
 }
 
@@ -235,7 +235,11 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ApiPath
 static OPEN_WARNED: AtomicBool = AtomicBool::new(false);
 
 /// Authenticates a request and checks that its role allows `needed`.
-pub(crate) async fn authorize(fleet: &Fleet, headers: &HeaderMap, needed: Role) -> ApiResult<Actor> {
+pub(crate) async fn authorize(
+    fleet: &Fleet,
+    headers: &HeaderMap,
+    needed: Role,
+) -> ApiResult<Actor> {
     let unauthorized = |m: &str| ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", m);
     let Some(value) = headers.get(header::AUTHORIZATION) else {
         if fleet.options().open_without_tokens {
@@ -394,7 +398,10 @@ fn api_router() -> Router<Fleet> {
             "/api/v1/configs/{name}",
             get(configs::get_config).delete(configs::delete_config),
         )
-        .route("/api/v1/configs/{name}/versions", get(configs::list_versions))
+        .route(
+            "/api/v1/configs/{name}/versions",
+            get(configs::list_versions),
+        )
         .route(
             "/api/v1/configs/{name}/versions/{version}",
             get(configs::get_version),
@@ -423,7 +430,10 @@ fn api_router() -> Router<Fleet> {
             "/api/v1/tokens",
             get(tokens::list_tokens).post(tokens::create_token),
         )
-        .route("/api/v1/tokens/{id}", axum::routing::delete(tokens::revoke_token))
+        .route(
+            "/api/v1/tokens/{id}",
+            axum::routing::delete(tokens::revoke_token),
+        )
         .route("/api/v1/summary", get(ops::summary))
         .route("/api/v1/events", get(ops::events))
         .route("/api/v1/audit", get(ops::audit))

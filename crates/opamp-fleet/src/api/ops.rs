@@ -46,7 +46,9 @@ pub(crate) async fn summary(
         let p = fleet
             .timed(
                 "list_agents",
-                fleet.store().list_agents(AgentFilter::default(), page.clone()),
+                fleet
+                    .store()
+                    .list_agents(AgentFilter::default(), page.clone()),
             )
             .await?;
         for a in &p.items {
@@ -101,27 +103,21 @@ pub(crate) async fn events(
     let rx = fleet.subscribe_events();
     let shutdown = fleet.inner.shutdown.clone();
     let stream = futures_util::stream::unfold((rx, shutdown), |(mut rx, shutdown)| async move {
-        loop {
-            let received = tokio::select! {
-                () = shutdown.cancelled() => return None,
-                r = rx.recv() => r,
-            };
-            match received {
-                Ok(ev) => {
-                    let event = Event::default()
-                        .event(ev.kind.clone())
-                        .data(ev.data.to_string());
-                    return Some((Ok(event), (rx, shutdown)));
-                }
-                Err(RecvError::Lagged(_)) => {
-                    let event = Event::default()
-                        .event("resync")
-                        .data(r#"{"type":"resync"}"#);
-                    return Some((Ok(event), (rx, shutdown)));
-                }
-                Err(RecvError::Closed) => return None,
-            }
-        }
+        let received = tokio::select! {
+            () = shutdown.cancelled() => return None,
+            r = rx.recv() => r,
+        };
+        let event = match received {
+            Ok(ev) => Event::default()
+                .event(ev.kind.clone())
+                .data(ev.data.to_string()),
+            // Missed events: tell the client to reload.
+            Err(RecvError::Lagged(_)) => Event::default()
+                .event("resync")
+                .data(r#"{"type":"resync"}"#),
+            Err(RecvError::Closed) => return None,
+        };
+        Some((Ok(event), (rx, shutdown)))
     });
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
 }
@@ -174,7 +170,10 @@ pub(crate) async fn openapi_json() -> Response {
 )]
 pub(crate) async fn metrics(State(fleet): State<Fleet>) -> Response {
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         fleet.render_metrics(),
     )
         .into_response()

@@ -616,7 +616,9 @@ pub fn capability_names(caps: opamp_proto::AgentCapabilities) -> Vec<String> {
                 .map(|w| {
                     let mut c = w.chars();
                     match c.next() {
-                        Some(f) => f.to_ascii_uppercase().to_string() + &c.as_str().to_ascii_lowercase(),
+                        Some(f) => {
+                            f.to_ascii_uppercase().to_string() + &c.as_str().to_ascii_lowercase()
+                        }
                         None => String::new(),
                     }
                 })
@@ -626,25 +628,30 @@ pub fn capability_names(caps: opamp_proto::AgentCapabilities) -> Vec<String> {
 }
 
 /// The list form of an agent.
-pub(crate) fn agent_view(a: &Agent, desired: Option<&Resolved>, sync_state: SyncState) -> AgentView {
+pub(crate) fn agent_view(
+    a: &Agent,
+    desired: Option<&Resolved>,
+    sync_state: SyncState,
+) -> AgentView {
     AgentView {
         instance_uid: a.instance_uid.to_string(),
         connected: a.connected,
         transport: a.transport.map(|t| t.as_str().to_owned()),
         identifying_attributes: serde_json::to_value(&a.description.identifying_attributes)
             .unwrap_or_default(),
-        non_identifying_attributes: serde_json::to_value(
-            &a.description.non_identifying_attributes,
-        )
-        .unwrap_or_default(),
+        non_identifying_attributes: serde_json::to_value(&a.description.non_identifying_attributes)
+            .unwrap_or_default(),
         labels: a.effective_labels(),
         operator_labels: a.labels.clone(),
         health: a.health.clone(),
-        remote_config_status: a.remote_config_status.as_ref().map(|s| RemoteConfigStatusView {
-            status: s.status.as_str().to_owned(),
-            last_remote_config_hash: hex(&s.last_remote_config_hash),
-            error_message: s.error_message.clone(),
-        }),
+        remote_config_status: a
+            .remote_config_status
+            .as_ref()
+            .map(|s| RemoteConfigStatusView {
+                status: s.status.as_str().to_owned(),
+                last_remote_config_hash: hex(&s.last_remote_config_hash),
+                error_message: s.error_message.clone(),
+            }),
         desired_config_hash: desired.map(|d| d.hash.to_string()),
         desired_config: desired.map(DesiredView::from),
         sync_state,
@@ -661,10 +668,11 @@ pub(crate) fn agent_view(a: &Agent, desired: Option<&Resolved>, sync_state: Sync
 
 pub(crate) fn hex(b: &[u8]) -> String {
     use std::fmt::Write as _;
-    b.iter().fold(String::with_capacity(b.len() * 2), |mut s, x| {
-        let _ = write!(s, "{x:02x}");
-        s
-    })
+    b.iter()
+        .fold(String::with_capacity(b.len() * 2), |mut s, x| {
+            let _ = write!(s, "{x:02x}");
+            s
+        })
 }
 
 #[cfg(test)]

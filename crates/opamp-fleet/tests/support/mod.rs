@@ -95,9 +95,7 @@ impl Env {
         body: Option<Value>,
         token: Option<&str>,
     ) -> (StatusCode, Value) {
-        let mut req = self
-            .http
-            .request(method, format!("{}{path}", self.admin));
+        let mut req = self.http.request(method, format!("{}{path}", self.admin));
         if let Some(t) = token.or(self.token.as_deref()) {
             req = req.bearer_auth(t);
         }
@@ -144,7 +142,9 @@ pub fn assert_error(got: &(StatusCode, Value), status: StatusCode, code: &str) {
     assert_eq!(got.0, status, "body: {}", got.1);
     assert_eq!(got.1["error"]["code"], code, "body: {}", got.1);
     assert!(
-        got.1["error"]["message"].as_str().is_some_and(|m| !m.is_empty()),
+        got.1["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
         "error without a message: {}",
         got.1
     );

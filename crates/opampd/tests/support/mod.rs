@@ -51,7 +51,11 @@ pub fn opampd_bin() -> &'static str {
 impl Opampd {
     /// Starts opampd on `data_dir` with both listeners on 127.0.0.1 port 0 (or `addrs`, to
     /// come back on the same ports after a restart), plus `args`; waits for `ports.json`.
-    pub async fn start(data_dir: &Path, addrs: Option<(SocketAddr, SocketAddr)>, args: &[&str]) -> Opampd {
+    pub async fn start(
+        data_dir: &Path,
+        addrs: Option<(SocketAddr, SocketAddr)>,
+        args: &[&str],
+    ) -> Opampd {
         let (opamp, admin) = addrs.map_or(
             ("127.0.0.1:0".to_owned(), "127.0.0.1:0".to_owned()),
             |(o, a)| (o.to_string(), a.to_string()),
@@ -65,13 +69,16 @@ impl Opampd {
             .arg(&admin)
             .arg("--data-dir")
             .arg(data_dir)
-            .args(["--server-id", "e2e", "--last-seen-flush-secs", "1"])
+            .args(["--last-seen-flush-secs", "1"])
             .args(args)
             .env("OPAMP_LOG_LEVEL", "info,opamp_fleet=debug")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
+        if !args.contains(&"--server-id") {
+            cmd.args(["--server-id", "e2e"]);
+        }
         let mut child = cmd.spawn().expect("spawn opampd");
         let stdout = Arc::new(Mutex::new(String::new()));
         let stderr = Arc::new(Mutex::new(String::new()));
@@ -146,7 +153,12 @@ impl Opampd {
     }
 
     /// Sends a request to the admin API; returns status and JSON body.
-    pub async fn call(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
         let mut req = self
             .http
             .request(method, format!("http://{}{path}", self.admin));
@@ -216,6 +228,8 @@ pub struct OurAgent {
     pub configs: Arc<AtomicUsize>,
     /// Connections made.
     pub connects: Arc<AtomicUsize>,
+    /// Commands received.
+    pub commands: Arc<AtomicUsize>,
 }
 
 impl OurAgent {
@@ -245,13 +259,17 @@ impl OurAgent {
         let uid = handle.instance_uid().await.to_string();
         let configs = Arc::new(AtomicUsize::new(0));
         let connects = Arc::new(AtomicUsize::new(0));
+        let commands = Arc::new(AtomicUsize::new(0));
         let h = handle.clone();
-        let (c, n) = (configs.clone(), connects.clone());
+        let (c, n, k) = (configs.clone(), connects.clone(), commands.clone());
         tokio::spawn(async move {
             while let Some(e) = events.recv().await {
                 match e {
                     ClientEvent::Connected => {
                         n.fetch_add(1, Ordering::SeqCst);
+                    }
+                    ClientEvent::Command(_) => {
+                        k.fetch_add(1, Ordering::SeqCst);
                     }
                     ClientEvent::RemoteConfig(rc) => {
                         c.fetch_add(1, Ordering::SeqCst);
@@ -285,6 +303,7 @@ impl OurAgent {
             uid,
             configs,
             connects,
+            commands,
         }
     }
 
@@ -294,6 +313,19 @@ impl OurAgent {
 
     pub fn connects(&self) -> usize {
         self.connects.load(Ordering::SeqCst)
+    }
+
+    /// Waits until the agent has received `n` commands in all.
+    pub async fn wait_commands(&self, n: usize) {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while self.commands.load(Ordering::SeqCst) < n {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "agent {} got no command",
+                self.uid
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     /// Waits until the agent has connected `n` times in all.
