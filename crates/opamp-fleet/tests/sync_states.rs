@@ -41,7 +41,7 @@ async fn assign_all(env: &Env) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_http_agent_that_has_not_polled_since_the_assignment_is_pending() {
+async fn an_http_agent_that_has_not_polled_since_the_assignment_is_pending_http_13() {
     let env = Env::open().await;
     let client = OpampClient::builder(env.http_url.clone())
         .service_name("slow")
@@ -69,7 +69,7 @@ async fn an_http_agent_that_has_not_polled_since_the_assignment_is_pending() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_agent_that_answers_the_offer_but_keeps_another_config_is_drifted() {
+async fn an_agent_that_answers_the_offer_but_keeps_another_config_is_drifted_rcfg_3() {
     let env = Env::open().await;
     let client = OpampClient::builder(env.ws_url.clone())
         .service_name("stubborn")
@@ -214,5 +214,41 @@ async fn heartbeats_that_change_nothing_only_touch_the_batched_last_seen() {
         |a| a["last_seen"].as_str() > first["last_seen"].as_str(),
     )
     .await;
+    handle.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_without_accepts_remote_config_is_unmanaged_and_offered_nothing_rcfg_1_cap_12() {
+    let env = Env::open().await;
+    let client = OpampClient::builder(env.ws_url.clone())
+        .service_name("read-only")
+        .capabilities(
+            AgentCapabilities::REPORTS_REMOTE_CONFIG | AgentCapabilities::REPORTS_HEARTBEAT,
+        )
+        .heartbeat_interval(Some(Duration::from_millis(200)))
+        .build()
+        .unwrap();
+    let (handle, mut events) = client.start().await.unwrap();
+    let uid = handle.instance_uid().await.to_string();
+    new_version(&env, "a: 1\n").await;
+    assign_all(&env).await;
+    // The assignment matches it (service.name exists), but it cannot take remote config.
+    let a = env
+        .wait_get("listed", &format!("/api/v1/agents/{uid}"), |a| {
+            a["connected"] == true
+        })
+        .await;
+    assert_eq!(a["sync_state"], "unmanaged", "{a}");
+    assert!(a["desired_config_hash"].is_null());
+    // A few heartbeats (every 200 ms) later, still nothing offered.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(1);
+    while tokio::time::Instant::now() < deadline {
+        if let Ok(Some(e)) = tokio::time::timeout(Duration::from_millis(100), events.recv()).await {
+            assert!(
+                !matches!(e, ClientEvent::RemoteConfig(_)),
+                "remote config offered without AcceptsRemoteConfig"
+            );
+        }
+    }
     handle.stop().await.unwrap();
 }

@@ -324,25 +324,25 @@ async fn fleet_scenario(test: &str, store_args: &[&str]) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sqlite_agents_connect_configs_reach_matching_agents_and_survive_kill_9() {
+async fn sqlite_fleet_connect_assign_apply_fail_and_survive_kill_9_rcfg_4_rcfg_5() {
     fleet_scenario(
-        "sqlite_agents_connect_configs_reach_matching_agents_and_survive_kill_9",
+        "sqlite_fleet_connect_assign_apply_fail_and_survive_kill_9_rcfg_4_rcfg_5",
         &[],
     )
     .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn postgres_agents_connect_configs_reach_matching_agents_and_survive_kill_9() {
+async fn postgres_fleet_connect_assign_apply_fail_and_survive_kill_9_rcfg_4_rcfg_5() {
     let Some(url) = pg::fresh_database().await else {
         println!(
-            "postgres_agents_connect_configs_reach_matching_agents_and_survive_kill_9: skipped: \
+            "postgres_fleet_connect_assign_apply_fail_and_survive_kill_9_rcfg_4_rcfg_5: skipped: \
              PostgreSQL is not installed (apt-get install postgresql; OPAMP_REQUIRE_POSTGRES=1 makes this a failure)"
         );
         return;
     };
     fleet_scenario(
-        "postgres_agents_connect_configs_reach_matching_agents_and_survive_kill_9",
+        "postgres_fleet_connect_assign_apply_fail_and_survive_kill_9_rcfg_4_rcfg_5",
         &["--store", &url],
     )
     .await;
@@ -351,10 +351,10 @@ async fn postgres_agents_connect_configs_reach_matching_agents_and_survive_kill_
 /// Two replicas on one PostgreSQL (DESIGN §4): changes made through replica A's API reach
 /// the agents replica B holds, through the store's LISTEN/NOTIFY change events.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn postgres_replicas_stay_in_step_through_change_events() {
+async fn postgres_replicas_stay_in_step_through_change_events_rcfg_10_cmd_1() {
     let Some(url) = pg::fresh_database().await else {
         println!(
-            "postgres_replicas_stay_in_step_through_change_events: skipped: PostgreSQL is not installed"
+            "postgres_replicas_stay_in_step_through_change_events_rcfg_10_cmd_1: skipped: PostgreSQL is not installed"
         );
         return;
     };
