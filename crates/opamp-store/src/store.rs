@@ -52,6 +52,11 @@ pub trait Store: Send + Sync + 'static {
     /// appends a timeline event, in the same transaction.
     fn upsert_agent(&self, update: AgentUpdate) -> StoreFuture<'_, UpsertOutcome>;
 
+    /// [`upsert_agent`](Store::upsert_agent) for many agents in ONE transaction (for a
+    /// write-behind of status reports: far cheaper per agent than one call each). All or
+    /// nothing; outcomes in input order.
+    fn upsert_agents(&self, updates: Vec<AgentUpdate>) -> StoreFuture<'_, Vec<UpsertOutcome>>;
+
     /// Marks the agent connected through `server_id` (a replica id) over `transport` and
     /// appends a `connected` event. Creates a bare agent row for an unknown uid.
     fn set_connected(

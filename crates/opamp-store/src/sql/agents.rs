@@ -123,6 +123,29 @@ fn later(column: &str, placeholder: &str) -> String {
 
 impl SqlStore {
     pub(super) async fn upsert_agent_impl(&self, u: AgentUpdate) -> Result<UpsertOutcome> {
+        let mut tx = self.begin().await?;
+        let out = self.upsert_in_tx(&mut tx, &u).await?;
+        self.commit(tx).await?;
+        Ok(out)
+    }
+
+    pub(super) async fn upsert_agents_impl(
+        &self,
+        updates: Vec<AgentUpdate>,
+    ) -> Result<Vec<UpsertOutcome>> {
+        if updates.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut tx = self.begin().await?;
+        let mut out = Vec::with_capacity(updates.len());
+        for u in &updates {
+            out.push(self.upsert_in_tx(&mut tx, u).await?);
+        }
+        self.commit(tx).await?;
+        Ok(out)
+    }
+
+    async fn upsert_in_tx(&self, tx: &mut Tx, u: &AgentUpdate) -> Result<UpsertOutcome> {
         let uid = u.instance_uid.to_string();
         // Everything that can fail to encode is encoded before the transaction starts.
         let mut cols: Vec<(&'static str, super::Arg)> = Vec::new();
@@ -170,7 +193,6 @@ impl SqlStore {
             cols.push(("transport", t.as_str().into()));
         }
 
-        let mut tx = self.begin().await?;
         let old = sqlx::query("SELECT rcs_status, rcs_hash FROM agents WHERE uid = $1")
             .bind(uid.as_str())
             .fetch_optional(tx.conn())
@@ -201,7 +223,7 @@ impl SqlStore {
         sql.query().execute(tx.conn()).await?;
 
         if let Some(d) = &u.description {
-            write_attributes(&mut tx, &uid, d).await?;
+            write_attributes(tx, &uid, d).await?;
         }
         if let Some(r) = &u.remote_config_status {
             let hash = hex::encode(&r.last_remote_config_hash);
@@ -221,11 +243,10 @@ impl SqlStore {
                 _ => None,
             };
             if let (true, Some(kind)) = (changed, event) {
-                self.append_event_tx(&mut tx, u.instance_uid, &kind, u.seen_at)
+                self.append_event_tx(tx, u.instance_uid, &kind, u.seen_at)
                     .await?;
             }
         }
-        self.commit(tx).await?;
         Ok(UpsertOutcome { created })
     }
 

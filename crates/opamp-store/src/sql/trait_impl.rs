@@ -94,6 +94,10 @@ impl Store for SqlStore {
         Box::pin(self.upsert_agent_impl(update))
     }
 
+    fn upsert_agents(&self, updates: Vec<AgentUpdate>) -> StoreFuture<'_, Vec<UpsertOutcome>> {
+        Box::pin(self.upsert_agents_impl(updates))
+    }
+
     fn set_connected(
         &self,
         uid: InstanceUid,

@@ -45,6 +45,7 @@ macro_rules! store_suite {
             remote_config_status_changes_append_timeline_events_rcfg_6,
             connect_disconnect_and_stale_replica_cleanup_disc_6,
             touch_last_seen_moves_forward_only_hb_4,
+            batched_status_upserts_commit_together_seq_8,
             list_agents_filters_and_cursor_pagination,
             labels_set_remove_validate_and_override_attributes,
             delete_agent_cascades_and_announces,
@@ -412,6 +413,48 @@ pub async fn touch_last_seen_moves_forward_only_hb_4(db: &Db) {
     );
     assert_eq!(store.touch_last_seen(vec![]).await.unwrap(), 0);
     assert_not_found(store.get_agent(uid(200)).await, EntityKind::Agent);
+}
+
+pub async fn batched_status_upserts_commit_together_seq_8(db: &Db) {
+    let store = db.open().await;
+    store.upsert_agent(described(1, "old", 1)).await.unwrap();
+    let mut batch: Vec<AgentUpdate> = (1..=60).map(|n| described(n, "batch", 10)).collect();
+    let mut applied = AgentUpdate::new(uid(2), Timestamp(20));
+    applied.remote_config_status = Some(RemoteConfigStatus {
+        status: RemoteConfigState::Applied,
+        last_remote_config_hash: files("x").hash().to_vec(),
+        error_message: String::new(),
+    });
+    batch.push(applied); // a second update of the same agent in the same batch
+    let outcomes = store.upsert_agents(batch).await.unwrap();
+    assert_eq!(outcomes.len(), 61);
+    assert!(!outcomes[0].created, "agent 1 existed");
+    assert!(outcomes[1..60].iter().all(|o| o.created));
+    assert!(!outcomes[60].created);
+    assert_eq!(
+        store.count_agents(AgentFilter::default()).await.unwrap(),
+        60
+    );
+    let a2 = store.get_agent(uid(2)).await.unwrap();
+    assert_eq!(
+        a2.description.identifying_attributes["service.name"],
+        "batch"
+    );
+    assert_eq!(
+        a2.remote_config_status.unwrap().status,
+        RemoteConfigState::Applied
+    );
+    assert_eq!(a2.last_seen, Timestamp(20));
+    assert_eq!(
+        store
+            .list_agent_events(uid(2), PageRequest::first(5))
+            .await
+            .unwrap()
+            .items
+            .len(),
+        1
+    );
+    assert!(store.upsert_agents(Vec::new()).await.unwrap().is_empty());
 }
 
 pub async fn list_agents_filters_and_cursor_pagination(db: &Db) {
