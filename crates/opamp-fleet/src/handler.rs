@@ -161,6 +161,12 @@ impl FleetHandler {
             let _ = recompute_agent(&mut st, uid);
         }
         let mut offer = None;
+        let mut clear_stale = false;
+        if let Some(entry) = st.agents.get_mut(&uid) {
+            // A reattached agent may still carry, in the session, a desired config from
+            // before it went away that no assignment gives it any more.
+            clear_stale = ctx.attached && entry.desired.is_none();
+        }
         if let Some(entry) = st.agents.get_mut(&uid)
             && entry.accepts_remote_config()
             && let Some(d) = entry.desired.clone()
@@ -175,6 +181,9 @@ impl FleetHandler {
             }
         }
         drop(st);
+        if clear_stale && let Some(server) = self.fleet.server() {
+            let _ = server.set_remote_config(uid, None);
+        }
         if let Some(latency) = applied_after {
             self.fleet.inner.metrics.push_to_applied.observe(latency);
         }
