@@ -92,3 +92,57 @@ async fn bad_postgres_url_is_a_clear_backend_error() {
     assert!(msg.contains("cannot connect to PostgreSQL"), "{msg}");
     assert!(!msg.contains("secret"), "{msg}");
 }
+
+/// The listener connection dies (server restart, network, an idle reaper): subscribers are
+/// told to resync, and events flow again once it reconnects.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listener_loss_means_resync_then_events_flow_again() {
+    let Some(db) = Db::postgres().await else {
+        return;
+    };
+    let store = db.open().await;
+    let mut sub = store.subscribe();
+    db.exec(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = current_database() AND query LIKE 'LISTEN%' AND pid <> pg_backend_pid()",
+    )
+    .await;
+    common::wait_for(&mut sub, &ChangeEvent::Resync).await;
+    // Changes after the reconnect arrive again (retry: the listener may still be
+    // reconnecting when the first one commits).
+    for attempt in 0..50 {
+        let name = format!("after{attempt}");
+        store
+            .create_group(
+                &common::alice(),
+                opamp_store::Group {
+                    name: name.clone(),
+                    selector: "a=b".into(),
+                    description: String::new(),
+                    created_at: opamp_store::Timestamp(0),
+                    updated_at: opamp_store::Timestamp(0),
+                },
+            )
+            .await
+            .unwrap();
+        match tokio::time::timeout(std::time::Duration::from_millis(500), sub.recv()).await {
+            Ok(Some(ChangeEvent::GroupChanged { name: got })) if got == name => return,
+            _ => continue,
+        }
+    }
+    panic!("no change event after the listener reconnected");
+}
+
+/// A payload this version cannot read (a newer replica's event type) becomes a resync, never
+/// a crash or a silently dropped change.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_change_event_from_a_newer_replica_means_resync() {
+    let Some(db) = Db::postgres().await else {
+        return;
+    };
+    let store = db.open().await;
+    let mut sub = store.subscribe();
+    db.exec(r#"NOTIFY opamp_changes, '{"type":"rollout_started","id":1}'"#)
+        .await;
+    assert_eq!(common::next_event(&mut sub).await, ChangeEvent::Resync);
+}
