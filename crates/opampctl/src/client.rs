@@ -240,18 +240,14 @@ pub(crate) fn parse_base_url(text: &str) -> Result<Url, Error> {
     Ok(url)
 }
 
-/// The error and its causes, `: `-joined (reqwest's own message is only the outermost).
+/// The root cause of a transport error (`Connection refused (os error 111)`, `failed to
+/// lookup address information: ...`): reqwest's outer layers only repeat the URL.
 fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut parts = vec![e.to_string()];
-    let mut cur = e.source();
-    while let Some(s) = cur {
-        let text = s.to_string();
-        if !parts.iter().any(|p| p.contains(&text)) {
-            parts.push(text);
-        }
-        cur = s.source();
+    let mut root = e;
+    while let Some(s) = root.source() {
+        root = s;
     }
-    parts.join(": ")
+    root.to_string()
 }
 
 /// The start of a body, for error messages.

@@ -22,7 +22,7 @@ pub const EXIT_CONNECTION: u8 = 3;
 pub enum Error {
     // --- The server could not be reached (IO). ---
     /// No connection to the admin API (refused, unknown host, reset).
-    #[error("cannot reach opampd at {url}: is it running? (set OPAMP_URL or --url; {detail})")]
+    #[error("cannot reach opampd at {url}: is it running? (set OPAMP_URL or --url): {detail}")]
     Unreachable {
         /// The base URL tried.
         url: String,

@@ -261,6 +261,12 @@ async fn push_to_a_selector_reaches_a_connected_agent_and_it_shows_in_sync_rcfg_
         shown["desired_config_hash"]
     );
     assert_eq!(other.configs.load(std::sync::atomic::Ordering::SeqCst), 0);
+    assert_eq!(shown["effective_config_redacted"], true);
+    let revealed = d
+        .ctl(&["agents", "show", &agent.uid, "--reveal", "-o", "json"])
+        .await
+        .json();
+    assert_eq!(revealed["effective_config_redacted"], false);
 
     // The human views, by a shortened uid.
     let out = d.ctl(&["agents", "show", &short]).await;
@@ -510,6 +516,20 @@ async fn errors_say_what_to_do_and_set_the_exit_code() {
     );
     let out = ctl(&["--url", &url, "agents", "list"], &[]).await;
     out.fails(3, "cannot reach opampd");
+    out.fails(3, "Connection refused");
+    // A listener that never answers (the kernel completes the handshake): a timeout, exit 3.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let silent_url = format!("http://{}", silent.local_addr().unwrap());
+    let out = ctl(
+        &["--url", &silent_url, "--timeout", "300ms", "summary"],
+        &[],
+    )
+    .await;
+    out.fails(
+        3,
+        &format!("error: opampd at {silent_url} did not answer within 300ms"),
+    );
+    drop(silent);
 
     // Usage errors: exit 2.
     let out = ctl(&["--url", "localhost:4321", "summary"], &[]).await;

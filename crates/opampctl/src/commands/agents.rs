@@ -166,7 +166,10 @@ fn render_agent(a: &Value) -> String {
         if a.get("connected").and_then(Value::as_bool) == Some(true) {
             format!("yes ({})", text(a, "transport"))
         } else {
-            format!("no (last over {})", text(a, "transport"))
+            match text(a, "transport").as_str() {
+                "-" => "no".to_owned(),
+                t => format!("no (last over {t})"),
+            }
         },
     );
     line("sync state", text(a, "sync_state"));
