@@ -74,6 +74,8 @@ mod fleet;
 mod page;
 mod sql;
 mod store;
+#[cfg(all(unix, feature = "testing"))]
+pub mod testing;
 mod time;
 mod token;
 pub mod validate;

@@ -1,5 +1,5 @@
 //! The shared store suite against PostgreSQL: a throwaway cluster started from Debian's
-//! binaries (see `support/pg.rs`), one fresh database per test. Skipped with a message when
+//! binaries (see `src/testing/pg.rs`), one fresh database per test. Skipped with a message when
 //! PostgreSQL is not installed, unless OPAMP_REQUIRE_POSTGRES=1.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests and their support modules may unwrap

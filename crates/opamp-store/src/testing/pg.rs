@@ -10,6 +10,18 @@
 //! Without PostgreSQL binaries the PostgreSQL tests print a "skipped" line and pass, unless
 //! `OPAMP_REQUIRE_POSTGRES=1` is set (CI), where that is a failure. `OPAMP_PG_BIN` names
 //! a directory holding `initdb` and `pg_ctl` to use instead of the Debian locations.
+//!
+//! ```no_run
+//! # async fn t() {
+//! // In a #[tokio::test]:
+//! let Some(url) = opamp_store::testing::pg::fresh_database().await else {
+//!     return; // skipped: PostgreSQL not installed
+//! };
+//! let store = opamp_store::open(&url, Default::default()).await.unwrap();
+//! # }
+//! ```
+//!
+//! This file is also compiled into opamp-store's own integration tests (`tests/support`).
 
 #![allow(dead_code, unreachable_pub)]
 
@@ -23,14 +35,18 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use sqlx::Connection as _;
 
 /// The running cluster of this test process.
+#[derive(Debug)]
 pub struct PgCluster {
+    /// The temporary directory (data directory `data/`, the Unix socket, the logs).
     pub dir: PathBuf,
+    /// The loopback TCP port it listens on.
     pub port: u16,
     bin: PathBuf,
     run_as: Option<(u32, u32)>,
 }
 
-/// Directories that hold `initdb` and `pg_ctl`, newest major version first.
+/// The directory holding `initdb` and `pg_ctl`: `$OPAMP_PG_BIN`, else the newest
+/// `/usr/lib/postgresql/<major>/bin`.
 pub fn find_bin_dir() -> Option<PathBuf> {
     if let Some(dir) = std::env::var_os("OPAMP_PG_BIN") {
         let dir = PathBuf::from(dir);
@@ -49,7 +65,8 @@ pub fn find_bin_dir() -> Option<PathBuf> {
     found.pop().map(|(_, b)| b)
 }
 
-fn required() -> bool {
+/// True when `OPAMP_REQUIRE_POSTGRES` is `1` or `true` (a missing PostgreSQL fails tests).
+pub fn required() -> bool {
     std::env::var("OPAMP_REQUIRE_POSTGRES").is_ok_and(|v| v == "1" || v == "true")
 }
 

@@ -2,6 +2,7 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+#[path = "../../src/testing/pg.rs"]
 pub mod pg;
 
 use std::sync::Arc;
