@@ -520,3 +520,30 @@ async fn metrics_and_probes() {
     let (s, r) = env.get("/readyz").await;
     assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE, "{r}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_event_stream_takes_the_token_as_a_query_parameter_too() {
+    let env = Env::open().await;
+    let viewer = env.token(Role::Viewer, "ui").await;
+    let url = format!("{}/api/v1/events", env.admin);
+    let resp = env.http.get(&url).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+    let resp = env
+        .http
+        .get(format!("{url}?access_token={viewer}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let resp = env
+        .http
+        .get(format!("{}/api/v1/agents?access_token={viewer}", env.admin))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        resp.status(),
+        StatusCode::UNAUTHORIZED,
+        "only the event stream takes it"
+    );
+}

@@ -8,6 +8,7 @@ mod support;
 use std::time::Duration;
 
 use opamp_client::{AgentCapabilities, ClientEvent, ClientHandle, OpampClient, v1};
+use opamp_store::Role;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use support::{Env, WAIT, assert_error};
@@ -245,4 +246,107 @@ async fn desired_configs_follow_precedence_and_reach_ws_and_http_agents_rcfg_10_
         s["by_connection"]["disconnected"] == 3
     })
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agent_lists_are_paginated_and_effective_configs_redacted_unless_revealed() {
+    let env = Env::open().await;
+    let mut agents = Vec::new();
+    for i in 0..3 {
+        let client = OpampClient::builder(env.ws_url.clone())
+            .service_name(format!("svc-{i}"))
+            .capabilities(
+                AgentCapabilities::REPORTS_EFFECTIVE_CONFIG | AgentCapabilities::REPORTS_HEARTBEAT,
+            )
+            .effective_config(v1::EffectiveConfig {
+                config_map: Some(v1::AgentConfigMap {
+                    config_map: [(
+                        "agent.yaml".to_owned(),
+                        v1::AgentConfigFile {
+                            body: b"endpoint: collector:4317\npassword: hunter2\n".to_vec(),
+                            content_type: "text/yaml".into(),
+                        },
+                    )]
+                    .into(),
+                }),
+            })
+            .build()
+            .unwrap();
+        let (handle, _events) = client.start().await.unwrap();
+        agents.push((handle.instance_uid().await.to_string(), handle));
+    }
+    env.wait_get("three agents", "/api/v1/agents", |b| {
+        b["agents"].as_array().is_some_and(|a| a.len() == 3)
+    })
+    .await;
+
+    let (_, p1) = env.get("/api/v1/agents?limit=2").await;
+    assert_eq!(p1["agents"].as_array().unwrap().len(), 2);
+    let cursor = p1["next_cursor"].as_str().unwrap().to_owned();
+    let (_, p2) = env
+        .get(&format!("/api/v1/agents?limit=2&cursor={cursor}"))
+        .await;
+    assert_eq!(p2["agents"].as_array().unwrap().len(), 1);
+    assert!(p2["next_cursor"].is_null());
+    let mut seen: Vec<String> = p1["agents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(p2["agents"].as_array().unwrap())
+        .map(|a| a["instance_uid"].as_str().unwrap().to_owned())
+        .collect();
+    seen.sort();
+    let mut all: Vec<String> = agents.iter().map(|(u, _)| u.clone()).collect();
+    all.sort();
+    assert_eq!(seen, all);
+    let r = env.get("/api/v1/agents?cursor=garbage").await;
+    assert_eq!(r.0, StatusCode::BAD_REQUEST, "{}", r.1);
+
+    let uid = &agents[0].0;
+    let a = env
+        .wait_get(
+            "the effective config",
+            &format!("/api/v1/agents/{uid}"),
+            |a| a["effective_config"].is_object(),
+        )
+        .await;
+    let body = a["effective_config"]["agent.yaml"]["body"]
+        .as_str()
+        .unwrap();
+    assert!(
+        !body.contains("hunter2") && body.contains("collector:4317"),
+        "{body}"
+    );
+    assert_eq!(a["effective_config_redacted"], true);
+    // Revealing needs the admin role: an operator gets 403, an admin the original.
+    let operator = env.token(Role::Operator, "ops").await;
+    let admin = env.token(Role::Admin, "root").await;
+    let r = env
+        .call(
+            Method::GET,
+            &format!("/api/v1/agents/{uid}?reveal=true"),
+            None,
+            Some(&operator),
+        )
+        .await;
+    assert_error(&r, StatusCode::FORBIDDEN, "forbidden");
+    let (s, a) = env
+        .call(
+            Method::GET,
+            &format!("/api/v1/agents/{uid}?reveal=true"),
+            None,
+            Some(&admin),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(
+        a["effective_config"]["agent.yaml"]["body"]
+            .as_str()
+            .unwrap()
+            .contains("hunter2")
+    );
+    assert_eq!(a["effective_config_redacted"], false);
+    for (_, h) in agents {
+        h.stop().await.unwrap();
+    }
 }

@@ -14,7 +14,7 @@ use opamp_store::{AgentFilter, AuditFilter, PageRequest, Role};
 use tokio::sync::broadcast::error::RecvError;
 use utoipa::OpenApi as _;
 
-use super::types::{EntryList, ErrorBody, HealthView, PageQuery, SummaryView};
+use super::types::{EntryList, ErrorBody, EventsQuery, HealthView, PageQuery, SummaryView};
 use super::{ApiDoc, ApiQuery, ApiResult, authorize, json};
 use crate::{Fleet, SyncState};
 
@@ -88,8 +88,10 @@ pub(crate) async fn summary(
 /// `config_version_added`, `config_deleted`, `assignment_changed`, `assignment_deleted`,
 /// `group_changed`, `group_deleted`, `labels_changed`, `agent_deleted`, `command_queued`,
 /// `resync` (reload everything). Each event's `data` is a JSON object with a `type`.
+/// The token may be passed as `?access_token=` instead of the header (for `EventSource`).
 #[utoipa::path(
     get, path = "/api/v1/events", tag = "fleet",
+    params(EventsQuery),
     responses(
         (status = 200, description = "text/event-stream", content_type = "text/event-stream", body = String),
         (status = 401, body = ErrorBody),
@@ -97,8 +99,17 @@ pub(crate) async fn summary(
 )]
 pub(crate) async fn events(
     State(fleet): State<Fleet>,
-    headers: HeaderMap,
+    mut headers: HeaderMap,
+    ApiQuery(q): ApiQuery<EventsQuery>,
 ) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
+    // Browsers' EventSource cannot send headers: accept the token as a query parameter
+    // here (and only here).
+    if !headers.contains_key(header::AUTHORIZATION)
+        && let Some(token) = q.access_token.filter(|t| !t.is_empty())
+        && let Ok(value) = format!("Bearer {token}").parse()
+    {
+        headers.insert(header::AUTHORIZATION, value);
+    }
     authorize(&fleet, &headers, Role::Viewer).await?;
     let rx = fleet.subscribe_events();
     let shutdown = fleet.inner.shutdown.clone();

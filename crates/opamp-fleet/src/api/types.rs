@@ -189,6 +189,14 @@ pub struct PageQuery {
     pub cursor: Option<String>,
 }
 
+/// Query of `GET /api/v1/events`.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct EventsQuery {
+    /// The bearer token, for clients that cannot send headers (`EventSource`).
+    pub access_token: Option<String>,
+}
+
 /// A label value.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
