@@ -17,10 +17,8 @@
 
 mod support;
 
-#[path = "../../opamp-store/tests/support/pg.rs"]
-mod pg;
-
 use opamp_interop::{PeerProcess, Peers};
+use opamp_store::testing::pg;
 use reqwest::Method;
 use serde_json::{Value, json};
 use support::{Mode, Opampd, OurAgent, find, uuid_from_hex};
