@@ -29,6 +29,7 @@ use crate::desired::Resolver;
 use crate::handler::FleetHandler;
 use crate::metrics::{AgentGauges, FleetMetrics};
 use crate::sync::{SyncState, sync_state};
+use crate::writer::StatusWriter;
 
 /// Options of a [`Fleet`].
 #[derive(Debug, Clone)]
@@ -45,6 +46,8 @@ pub struct FleetOptions {
     pub max_body_bytes: usize,
     /// How often batched last-seen times are written.
     pub last_seen_flush: Duration,
+    /// How long agent status reports are gathered before one batched write.
+    pub status_flush: Duration,
 }
 
 impl Default for FleetOptions {
@@ -54,6 +57,7 @@ impl Default for FleetOptions {
             open_without_tokens: false,
             max_body_bytes: 4 * 1024 * 1024,
             last_seen_flush: Duration::from_secs(5),
+            status_flush: Duration::from_millis(50),
         }
     }
 }
@@ -76,6 +80,12 @@ impl FleetOptions {
     /// Sets [`FleetOptions::max_body_bytes`].
     pub fn max_body_bytes(mut self, bytes: usize) -> Self {
         self.max_body_bytes = bytes;
+        self
+    }
+
+    /// Sets [`FleetOptions::status_flush`].
+    pub fn status_flush(mut self, every: Duration) -> Self {
+        self.status_flush = every;
         self
     }
 
@@ -242,8 +252,9 @@ pub(crate) struct Inner {
     recompute: tokio::sync::Mutex<()>,
     pub(crate) server: OnceLock<Server<FleetHandler>>,
     pub(crate) events: broadcast::Sender<FleetEvent>,
-    pub(crate) metrics: FleetMetrics,
+    pub(crate) metrics: Arc<FleetMetrics>,
     pub(crate) batcher: LastSeenBatcher,
+    pub(crate) writer: StatusWriter,
     pub(crate) shutdown: CancellationToken,
     pub(crate) started: Instant,
 }
@@ -279,8 +290,11 @@ impl Fleet {
     /// [`Fleet::attach_server`] next.
     pub async fn start(store: Arc<dyn Store>, options: FleetOptions) -> Result<Self, Error> {
         let (events, _) = broadcast::channel(1024);
+        let metrics = Arc::new(FleetMetrics::default());
+        let writer = StatusWriter::spawn(store.clone(), metrics.clone(), options.status_flush, 500);
         let fleet = Fleet {
             inner: Arc::new(Inner {
+                writer,
                 batcher: LastSeenBatcher::spawn(
                     store.clone(),
                     BatcherConfig {
@@ -294,7 +308,7 @@ impl Fleet {
                 recompute: tokio::sync::Mutex::new(()),
                 server: OnceLock::new(),
                 events,
-                metrics: FleetMetrics::default(),
+                metrics,
                 shutdown: CancellationToken::new(),
                 started: Instant::now(),
             }),
@@ -359,6 +373,7 @@ impl Fleet {
     /// this replica's agents disconnected.
     pub async fn shutdown(&self) {
         self.inner.shutdown.cancel();
+        self.inner.writer.flush().await;
         self.flush_last_seen().await;
         let _ = self
             .inner

@@ -207,17 +207,13 @@ impl Handler for FleetHandler {
         if plan.update.is_heartbeat() {
             fleet.touch(uid, now);
         } else {
-            let r = fleet
-                .timed("upsert_agent", store.upsert_agent(plan.update))
-                .await;
-            match r {
-                Ok(_) => fleet.emit(FleetEvent::agent(
-                    "agent_updated",
-                    &uid,
-                    serde_json::json!({ "changed": plan.changed }),
-                )),
-                Err(e) => tracing::warn!(%uid, error = %e, "could not store agent state"),
-            }
+            // Written behind, in batches (see crate::writer).
+            fleet.inner.writer.write(plan.update).await;
+            fleet.emit(FleetEvent::agent(
+                "agent_updated",
+                &uid,
+                serde_json::json!({ "changed": plan.changed }),
+            ));
         }
         if ctx.attached {
             let transport = transport_of(ctx);

@@ -15,8 +15,9 @@
 //!   every agent's desired config (at start, and on every change event about configs,
 //!   assignments, groups or labels), and pushes changes: at once over WebSocket, with the
 //!   next poll over HTTP. Only agents with `AcceptsRemoteConfig` get a desired config.
-//! - [`FleetHandler`]: persists what agents report (only changed sub-messages; heartbeats
-//!   that change nothing only update the batched last-seen time), marks agents connected
+//! - [`FleetHandler`]: persists what agents report (only changed sub-messages, written
+//!   behind in batches; heartbeats that change nothing only update the batched last-seen
+//!   time), marks agents connected
 //!   and disconnected, and answers with the desired config and queued commands.
 //! - [`api`]: the admin REST API under `/api/v1` (JSON errors, bearer-token roles, OpenAPI
 //!   document generated from the code at `/api/v1/openapi.json`, server-sent events),
@@ -68,6 +69,7 @@ pub mod metrics;
 pub mod redact;
 pub mod selector;
 pub mod sync;
+mod writer;
 
 pub use error::Error;
 pub use fleet::{Fleet, FleetEvent, FleetOptions, Resolved};

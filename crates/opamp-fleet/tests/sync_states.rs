@@ -172,15 +172,17 @@ async fn heartbeats_that_change_nothing_only_touch_the_batched_last_seen() {
     let (handle, _events) = client.start().await.unwrap();
     let uid = handle.instance_uid().await.to_string();
     let first: Value = env
-        .wait_get("the agent", &format!("/api/v1/agents/{uid}"), |a| {
-            a["connected"] == true
-        })
+        .wait_get(
+            "the agent's first report, written",
+            &format!("/api/v1/agents/{uid}"),
+            |a| a["connected"] == true && a["identifying_attributes"]["service.name"] == "steady",
+        )
         .await;
 
     let before = metrics(&env).await;
     let upserts = metric(
         &before,
-        "opamp_store_operation_seconds_count{op=\"upsert_agent\"}",
+        "opamp_store_operation_seconds_count{op=\"upsert_agents\"}",
     );
     let messages = metric(&before, "opamp_messages_received_total");
     let writes = metric(&before, "opamp_last_seen_writes_total");
@@ -203,7 +205,7 @@ async fn heartbeats_that_change_nothing_only_touch_the_batched_last_seen() {
     assert_eq!(
         metric(
             &after,
-            "opamp_store_operation_seconds_count{op=\"upsert_agent\"}"
+            "opamp_store_operation_seconds_count{op=\"upsert_agents\"}"
         ),
         upserts,
         "a heartbeat that changed nothing was written as an agent update"
