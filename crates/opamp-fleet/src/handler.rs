@@ -202,6 +202,26 @@ impl Handler for FleetHandler {
         let store = fleet.store();
         let uid = ctx.instance_uid;
         let now = Timestamp::now();
+        if ctx.attached && msg.remote_config_status.is_none() {
+            // What the agent last reported may have been written by another replica (an
+            // HTTP agent behind a load balancer) or before a restart: refresh it, so an
+            // agent that already runs its desired config is not offered it again (RCFG-5).
+            if let Ok(stored) = fleet.timed("get_agent", store.get_agent(uid)).await {
+                let mut st = fleet.lock();
+                let entry = st.agents.entry(uid).or_default();
+                entry.reported = stored.remote_config_status.clone();
+                if entry.sub.description.is_none() {
+                    // Not described to this replica yet: start from the stored description.
+                    entry.description = stored.description.clone();
+                }
+                if entry.capabilities.is_none() {
+                    entry.capabilities = Some(stored.capabilities);
+                }
+                entry.operator_labels = stored.labels.clone();
+                entry.relabel();
+                let _ = recompute_agent(&mut st, uid);
+            }
+        }
         let plan = self.absorb(ctx, msg, now);
 
         if plan.update.is_heartbeat() {

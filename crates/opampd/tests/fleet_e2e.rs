@@ -441,3 +441,158 @@ async fn postgres_replicas_stay_in_step_through_change_events_rcfg_10_cmd_1() {
         assert!(d.terminate().await.success());
     }
 }
+
+/// Posts one AgentToServer over plain HTTP and decodes the reply.
+async fn post_opamp(
+    url: &str,
+    msg: &opamp_proto::v1::AgentToServer,
+) -> opamp_proto::v1::ServerToAgent {
+    use opamp_proto::prost::Message as _;
+    let resp = reqwest::Client::new()
+        .post(url)
+        .header("content-type", opamp_proto::CONTENT_TYPE_PROTOBUF)
+        .body(msg.encode_to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), reqwest::StatusCode::OK);
+    opamp_proto::v1::ServerToAgent::decode(resp.bytes().await.unwrap()).unwrap()
+}
+
+/// An HTTP agent behind a load balancer: polls alternate between two replicas. Once it
+/// reported APPLIED through replica A, replica B does not offer the config again although
+/// this is the first time B hears from it and the poll carries no status (RCFG-5); and B,
+/// which the agent never described itself to, still knows its labels and offers it the
+/// next version (RCFG-4).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_http_agent_alternating_replicas_gets_each_config_once_rcfg_4_rcfg_5() {
+    use opamp_proto::v1::{AgentDescription, AgentToServer, KeyValue, RemoteConfigStatus};
+    use opamp_proto::{AgentCapabilities, InstanceUid};
+    let Some(url) = pg::fresh_database().await else {
+        println!(
+            "postgres_http_agent_alternating_replicas_gets_each_config_once_rcfg_4_rcfg_5: skipped: PostgreSQL is not installed"
+        );
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let a = Opampd::start(
+        &dir.path().join("a"),
+        None,
+        &["--store", &url, "--server-id", "a"],
+    )
+    .await;
+    let b = Opampd::start(
+        &dir.path().join("b"),
+        None,
+        &["--store", &url, "--server-id", "b"],
+    )
+    .await;
+    let v = a
+        .post(
+            "/api/v1/configs",
+            json!({"name": "lb", "files": {"c.yaml": {"content_type": "text/yaml", "body": "x: 1\n"}}}),
+        )
+        .await;
+    let hash = v["version"]["hash"].as_str().unwrap().to_owned();
+    a.post(
+        "/api/v1/assignments",
+        json!({"config": "lb", "selector": "service.name=lb"}),
+    )
+    .await;
+    // B learns of the assignment through NOTIFY.
+    b.wait_get("the assignment on B", "/api/v1/assignments", |l| {
+        l["assignments"].as_array().is_some_and(|x| x.len() == 1)
+    })
+    .await;
+
+    let uid = InstanceUid::new_v7();
+    let caps = AgentCapabilities::REPORTS_STATUS
+        | AgentCapabilities::ACCEPTS_REMOTE_CONFIG
+        | AgentCapabilities::REPORTS_REMOTE_CONFIG;
+    let first = AgentToServer {
+        instance_uid: uid.to_vec(),
+        sequence_num: 1,
+        capabilities: caps.bits(),
+        agent_description: Some(AgentDescription {
+            identifying_attributes: vec![KeyValue::new("service.name", "lb")],
+            non_identifying_attributes: vec![],
+        }),
+        remote_config_status: Some(RemoteConfigStatus::default()),
+        ..Default::default()
+    };
+    let reply = post_opamp(&a.http_url(), &first).await;
+    let offered = reply.remote_config.expect("A offers the desired config");
+    assert_eq!(
+        offered
+            .config_hash
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>(),
+        hash
+    );
+    let applied = AgentToServer {
+        instance_uid: uid.to_vec(),
+        sequence_num: 2,
+        capabilities: caps.bits(),
+        remote_config_status: Some(RemoteConfigStatus {
+            last_remote_config_hash: offered.config_hash.clone(),
+            status: opamp_proto::v1::RemoteConfigStatuses::Applied as i32,
+            error_message: String::new(),
+        }),
+        ..Default::default()
+    };
+    let reply = post_opamp(&a.http_url(), &applied).await;
+    assert!(reply.remote_config.is_none());
+    a.wait_get(
+        "in sync, as stored",
+        &format!("/api/v1/agents/{uid}"),
+        |x| x["sync_state"] == "in_sync",
+    )
+    .await;
+
+    // The next poll lands on B: a bare heartbeat.
+    let heartbeat = AgentToServer {
+        instance_uid: uid.to_vec(),
+        sequence_num: 3,
+        capabilities: caps.bits(),
+        ..Default::default()
+    };
+    let reply = post_opamp(&b.http_url(), &heartbeat).await;
+    assert!(
+        reply.remote_config.is_none(),
+        "replica B offered the config the agent already applied"
+    );
+
+    // B knows the agent's labels although it was never described to B: a new version
+    // reaches it through B.
+    let v2 = a
+        .post(
+            "/api/v1/configs",
+            json!({"name": "lb", "files": {"c.yaml": {"content_type": "text/yaml", "body": "x: 2\n"}}}),
+        )
+        .await;
+    let hash2 = v2["version"]["hash"].as_str().unwrap().to_owned();
+    let deadline = tokio::time::Instant::now() + support::WAIT;
+    let mut seq = 4;
+    loop {
+        let poll = AgentToServer {
+            sequence_num: seq,
+            ..heartbeat.clone()
+        };
+        let reply = post_opamp(&b.http_url(), &poll).await;
+        if let Some(rc) = reply.remote_config {
+            let got: String = rc.config_hash.iter().map(|x| format!("{x:02x}")).collect();
+            assert_eq!(got, hash2);
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "replica B never offered version 2"
+        );
+        seq += 1;
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    for mut d in [a, b] {
+        assert!(d.terminate().await.success());
+    }
+}
