@@ -69,13 +69,15 @@ impl Opampd {
             .arg(&admin)
             .arg("--data-dir")
             .arg(data_dir)
-            .args(["--last-seen-flush-secs", "1"])
             .args(args)
             .env("OPAMP_LOG_LEVEL", "info,opamp_fleet=debug")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
+        if !args.contains(&"--last-seen-flush-secs") {
+            cmd.args(["--last-seen-flush-secs", "1"]);
+        }
         if !args.contains(&"--server-id") {
             cmd.args(["--server-id", "e2e"]);
         }
@@ -139,6 +141,12 @@ impl Opampd {
 
     /// SIGTERM, then waits for the exit.
     pub async fn terminate(&mut self) -> ExitStatus {
+        self.terminate_start().await;
+        self.wait_exit().await
+    }
+
+    /// Sends SIGTERM; returns the pid.
+    pub async fn terminate_start(&mut self) -> u32 {
         let pid = self.child.id().unwrap();
         let ok = Command::new("kill")
             .args(["-TERM", &pid.to_string()])
@@ -146,6 +154,11 @@ impl Opampd {
             .await
             .unwrap();
         assert!(ok.success());
+        pid
+    }
+
+    /// Waits for the process to exit.
+    pub async fn wait_exit(&mut self) -> ExitStatus {
         tokio::time::timeout(WAIT, self.child.wait())
             .await
             .expect("opampd did not stop after SIGTERM")
