@@ -58,7 +58,6 @@ async fn sigterm_closes_websockets_with_1001_and_flushes_last_seen_disc_3() {
         ..Default::default()
     })
     .await;
-    drop(exchange);
 
     let pid = d.terminate_start().await;
     let close = loop {
