@@ -229,6 +229,26 @@ async fn desired_configs_follow_precedence_and_reach_ws_and_http_agents_rcfg_10_
         .await;
     assert_error(&r, StatusCode::CONFLICT, "conflict");
 
+    // Offer-to-APPLIED latencies were measured (push-to-applied histogram).
+    let m = env
+        .http
+        .get(format!("{}/metrics", env.admin))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let applied: u64 = m
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("opamp_push_to_applied_seconds_count ")?
+                .parse()
+                .ok()
+        })
+        .unwrap();
+    assert!(applied >= 5, "push-to-applied observations: {applied}\n{m}");
+
     // The summary counts them.
     let (_, sum) = env.get("/api/v1/summary").await;
     assert_eq!(sum["total"], 3);
