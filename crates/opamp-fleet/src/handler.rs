@@ -21,7 +21,7 @@ use opamp_proto::AgentCapabilities;
 use opamp_proto::prost::Message;
 use opamp_proto::v1::{AgentToServer, ServerToAgent};
 use opamp_server::{AgentContext, Disconnected, Handler};
-use opamp_store::{AgentUpdate, RemoteConfigState, Timestamp, Transport};
+use opamp_store::{AgentUpdate, BackendKind, RemoteConfigState, Timestamp, Transport};
 
 use crate::convert;
 use crate::fleet::{Fleet, FleetEvent, mark_offered, recompute_agent};
@@ -202,10 +202,15 @@ impl Handler for FleetHandler {
         let store = fleet.store();
         let uid = ctx.instance_uid;
         let now = Timestamp::now();
-        if ctx.attached && msg.remote_config_status.is_none() {
+        if ctx.attached
+            && msg.remote_config_status.is_none()
+            && store.backend() == BackendKind::Postgres
+        {
             // What the agent last reported may have been written by another replica (an
-            // HTTP agent behind a load balancer) or before a restart: refresh it, so an
-            // agent that already runs its desired config is not offered it again (RCFG-5).
+            // HTTP agent behind a load balancer): refresh it, so an agent that already runs
+            // its desired config is not offered it again (RCFG-5), and its labels are known
+            // although it described itself to another replica. (With SQLite this process
+            // is the only writer and its memory is complete: no read needed.)
             if let Ok(stored) = fleet.timed("get_agent", store.get_agent(uid)).await {
                 let mut st = fleet.lock();
                 let entry = st.agents.entry(uid).or_default();

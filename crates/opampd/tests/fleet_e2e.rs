@@ -520,8 +520,25 @@ async fn postgres_http_agent_alternating_replicas_gets_each_config_once_rcfg_4_r
         remote_config_status: Some(RemoteConfigStatus::default()),
         ..Default::default()
     };
-    let reply = post_opamp(&a.http_url(), &first).await;
-    let offered = reply.remote_config.expect("A offers the desired config");
+    // A applies the assignment from its change stream a moment after the API answered:
+    // poll until the offer comes (HTTP-13).
+    let deadline = tokio::time::Instant::now() + support::WAIT;
+    let mut seq = 1;
+    let offered = loop {
+        let poll = AgentToServer {
+            sequence_num: seq,
+            ..first.clone()
+        };
+        if let Some(rc) = post_opamp(&a.http_url(), &poll).await.remote_config {
+            break rc;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "A never offered the desired config"
+        );
+        seq += 1;
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
     assert_eq!(
         offered
             .config_hash
@@ -532,7 +549,7 @@ async fn postgres_http_agent_alternating_replicas_gets_each_config_once_rcfg_4_r
     );
     let applied = AgentToServer {
         instance_uid: uid.to_vec(),
-        sequence_num: 2,
+        sequence_num: seq + 1,
         capabilities: caps.bits(),
         remote_config_status: Some(RemoteConfigStatus {
             last_remote_config_hash: offered.config_hash.clone(),
@@ -553,7 +570,7 @@ async fn postgres_http_agent_alternating_replicas_gets_each_config_once_rcfg_4_r
     // The next poll lands on B: a bare heartbeat.
     let heartbeat = AgentToServer {
         instance_uid: uid.to_vec(),
-        sequence_num: 3,
+        sequence_num: seq + 2,
         capabilities: caps.bits(),
         ..Default::default()
     };
@@ -573,7 +590,7 @@ async fn postgres_http_agent_alternating_replicas_gets_each_config_once_rcfg_4_r
         .await;
     let hash2 = v2["version"]["hash"].as_str().unwrap().to_owned();
     let deadline = tokio::time::Instant::now() + support::WAIT;
-    let mut seq = 4;
+    let mut seq = seq + 3;
     loop {
         let poll = AgentToServer {
             sequence_num: seq,
