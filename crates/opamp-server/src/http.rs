@@ -111,43 +111,14 @@ pub(crate) fn connection_request(
             .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
             .map(|c| c.0)
     });
-    let headers = std::mem::take(&mut parts.headers);
-    let (headers, uri) = match transport {
-        // A WebSocket keeps its ConnectionRequest for the life of the connection. hyper's
-        // header values and URI are slices of the connection's read buffer (16 KiB), which
-        // they would keep alive; owned copies let that buffer go.
-        Transport::WebSocket => (owned_headers(&headers), owned_uri(&parts.uri)),
-        Transport::Http => (headers, parts.uri.clone()),
-    };
     ConnectionRequest {
-        headers,
-        uri,
+        headers: std::mem::take(&mut parts.headers),
+        uri: parts.uri.clone(),
         peer_addr,
         transport,
         connection_id,
         peer_certificates: meta.and_then(|m| m.peer_certificates.clone()),
     }
-}
-
-/// Copies every header name and value into its own allocation.
-fn owned_headers(headers: &HeaderMap) -> HeaderMap {
-    let mut out = HeaderMap::with_capacity(headers.len());
-    for (name, value) in headers {
-        let Ok(name) = header::HeaderName::from_bytes(name.as_str().as_bytes()) else {
-            continue;
-        };
-        let Ok(mut copy) = HeaderValue::from_bytes(value.as_bytes()) else {
-            continue;
-        };
-        copy.set_sensitive(value.is_sensitive());
-        out.append(name, copy);
-    }
-    out
-}
-
-/// Copies a URI into its own allocation.
-fn owned_uri(uri: &http::Uri) -> http::Uri {
-    http::Uri::try_from(uri.to_string()).unwrap_or_else(|_| uri.clone())
 }
 
 fn text(status: StatusCode, body: &'static str) -> Response {
