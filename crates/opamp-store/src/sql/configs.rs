@@ -313,16 +313,8 @@ impl SqlStore {
         .bind(v)
         .fetch_optional(&self.inner.read)
         .await?;
-        match row {
-            Some(row) => version_from_row(&row),
-            None => {
-                self.get_config_impl(name.clone()).await?;
-                Err(Error::not_found(
-                    EntityKind::ConfigVersion,
-                    format!("{name}@{version}"),
-                ))
-            }
-        }
+        self.version_or_not_found(row, name, &version.to_string())
+            .await
     }
 
     pub(super) async fn latest_config_version_impl(&self, name: String) -> Result<ConfigVersion> {
@@ -332,13 +324,24 @@ impl SqlStore {
         .bind(name.as_str())
         .fetch_optional(&self.inner.read)
         .await?;
+        self.version_or_not_found(row, name, "latest").await
+    }
+
+    /// The version in `row`; without one, NotFound for the config if it does not exist,
+    /// else NotFound for `name@which`.
+    async fn version_or_not_found(
+        &self,
+        row: Option<AnyRow>,
+        name: String,
+        which: &str,
+    ) -> Result<ConfigVersion> {
         match row {
             Some(row) => version_from_row(&row),
             None => {
                 self.get_config_impl(name.clone()).await?;
                 Err(Error::not_found(
                     EntityKind::ConfigVersion,
-                    format!("{name}@latest"),
+                    format!("{name}@{which}"),
                 ))
             }
         }
