@@ -48,6 +48,9 @@ pub struct FleetOptions {
     pub last_seen_flush: Duration,
     /// How long agent status reports are gathered before one batched write.
     pub status_flush: Duration,
+    /// The OTLP/HTTP metrics URL offered in `connection_settings.own_metrics` to agents
+    /// that report their own metrics (OWN-1, OWN-6); `None` offers nothing.
+    pub own_metrics_endpoint: Option<String>,
 }
 
 impl Default for FleetOptions {
@@ -58,6 +61,7 @@ impl Default for FleetOptions {
             max_body_bytes: 4 * 1024 * 1024,
             last_seen_flush: Duration::from_secs(5),
             status_flush: Duration::from_millis(50),
+            own_metrics_endpoint: None,
         }
     }
 }
@@ -93,6 +97,40 @@ impl FleetOptions {
     pub fn last_seen_flush(mut self, every: Duration) -> Self {
         self.last_seen_flush = every;
         self
+    }
+
+    /// Sets [`FleetOptions::own_metrics_endpoint`].
+    pub fn own_metrics_endpoint(mut self, url: Option<String>) -> Self {
+        self.own_metrics_endpoint = url;
+        self
+    }
+
+    /// The `connection_settings` offered to every agent that reports its own metrics, with
+    /// its hash (SHA-256 of the encoded offer), or `None` when nothing is configured.
+    pub fn own_telemetry_offer(&self) -> Option<opamp_proto::v1::ConnectionSettingsOffers> {
+        use opamp_proto::prost::Message as _;
+        use sha2::Digest as _;
+        let endpoint = self.own_metrics_endpoint.as_ref()?;
+        let mut offer = opamp_proto::v1::ConnectionSettingsOffers {
+            own_metrics: Some(opamp_proto::v1::TelemetryConnectionSettings {
+                destination_endpoint: endpoint.clone(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        offer.hash = sha2::Sha256::digest(offer.encode_to_vec()).to_vec();
+        Some(offer)
+    }
+
+    /// The OpAMP server configuration for these options: [`crate::server_config`], plus
+    /// `OffersConnectionSettings` when an own-telemetry destination is configured.
+    pub fn server_config(&self) -> opamp_server::ServerConfig {
+        let mut config = crate::server_config();
+        if self.own_metrics_endpoint.is_some() {
+            config.session.capabilities |=
+                opamp_proto::ServerCapabilities::OFFERS_CONNECTION_SETTINGS;
+        }
+        config
     }
 }
 

@@ -264,6 +264,16 @@ impl Handler for FleetHandler {
             remote_config: plan.offer,
             ..Default::default()
         };
+        if ctx.attached
+            && msg
+                .agent_capabilities()
+                .contains(AgentCapabilities::REPORTS_OWN_METRICS)
+        {
+            // OWN-1: the own-telemetry destination goes in the first reply to an agent (here:
+            // each time it attaches, as this replica cannot know what another one sent), and
+            // not again while it stays the same.
+            reply.connection_settings = fleet.options().own_telemetry_offer();
+        }
         if plan.take_commands {
             match fleet
                 .timed("take_pending_commands", store.take_pending_commands(uid))

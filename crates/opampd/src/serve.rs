@@ -125,11 +125,13 @@ pub(crate) async fn run(s: Settings) -> anyhow::Result<()> {
     let options = FleetOptions::new(s.server_id.clone())
         .open_without_tokens(admin_loopback || s.insecure)
         .max_body_bytes(s.max_body_bytes)
-        .last_seen_flush(Duration::from_secs(s.last_seen_flush_secs.max(1)));
+        .last_seen_flush(Duration::from_secs(s.last_seen_flush_secs.max(1)))
+        .own_metrics_endpoint(s.own_metrics_endpoint.clone());
+    let server_config = options.server_config();
     let fleet = Fleet::start(store.clone(), options)
         .await
         .context("cannot load the fleet from the store")?;
-    let server = Server::new(opamp_fleet::server_config(), fleet.handler());
+    let server = Server::new(server_config, fleet.handler());
     fleet.attach_server(server.clone());
 
     let opamp_listener = TcpListener::bind(s.listen)

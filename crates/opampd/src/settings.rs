@@ -130,6 +130,10 @@ pub(crate) struct ServeFlags {
     /// Seconds between batched last-seen writes [default: 5].
     #[arg(long, env = "OPAMP_LAST_SEEN_FLUSH_SECS", value_name = "SECS")]
     pub(crate) last_seen_flush_secs: Option<u64>,
+    /// An OTLP/HTTP metrics URL (e.g. http://127.0.0.1:4318/v1/metrics) offered to agents
+    /// that report their own metrics (OWN-1) [default: none, nothing offered].
+    #[arg(long, env = "OPAMP_OWN_METRICS_ENDPOINT", value_name = "URL")]
+    pub(crate) own_metrics_endpoint: Option<String>,
 }
 
 /// The TOML file: every key optional, unknown keys refused.
@@ -149,6 +153,7 @@ pub(crate) struct FileSettings {
     server_id: Option<String>,
     max_body_bytes: Option<usize>,
     last_seen_flush_secs: Option<u64>,
+    own_metrics_endpoint: Option<String>,
 }
 
 impl FileSettings {
@@ -189,6 +194,8 @@ pub(crate) struct Settings {
     pub(crate) max_body_bytes: usize,
     /// Last-seen flush interval, seconds.
     pub(crate) last_seen_flush_secs: u64,
+    /// OTLP/HTTP metrics URL offered to agents, if any.
+    pub(crate) own_metrics_endpoint: Option<String>,
 }
 
 impl Settings {
@@ -236,12 +243,24 @@ impl Settings {
                 .last_seen_flush_secs
                 .or(file.last_seen_flush_secs)
                 .unwrap_or(5),
+            own_metrics_endpoint: serve
+                .own_metrics_endpoint
+                .clone()
+                .or(file.own_metrics_endpoint),
         };
         if s.tls_cert.is_some() != s.tls_key.is_some() {
             bail!("--tls-cert and --tls-key go together: give both or neither");
         }
         if s.client_ca.is_some() && s.tls_cert.is_none() {
             bail!("--client-ca (mutual TLS) needs --tls-cert and --tls-key");
+        }
+        if let Some(url) = &s.own_metrics_endpoint
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            bail!(
+                "--own-metrics-endpoint must be a full OTLP/HTTP URL such as \
+                 http://127.0.0.1:4318/v1/metrics (got {url:?})"
+            );
         }
         if let Some(url) = &s.store
             && !(url.starts_with("postgres://") || url.starts_with("postgresql://"))
