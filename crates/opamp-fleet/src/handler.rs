@@ -264,15 +264,22 @@ impl Handler for FleetHandler {
             remote_config: plan.offer,
             ..Default::default()
         };
-        if ctx.attached
-            && msg
-                .agent_capabilities()
-                .contains(AgentCapabilities::REPORTS_OWN_METRICS)
+        if msg
+            .agent_capabilities()
+            .contains(AgentCapabilities::REPORTS_OWN_METRICS)
+            && let Some(offer) = fleet.options().own_telemetry_offer()
         {
             // OWN-1: the own-telemetry destination goes in the first reply to an agent (here:
             // each time it attaches, as this replica cannot know what another one sent), and
-            // not again while it stays the same.
-            reply.connection_settings = fleet.options().own_telemetry_offer();
+            // not again while it stays the same. CSS-2: an agent reporting the hash of other
+            // settings gets the current ones again.
+            let stale = msg
+                .connection_settings_status
+                .as_ref()
+                .is_some_and(|s| s.last_connection_settings_hash != offer.hash);
+            if ctx.attached || stale {
+                reply.connection_settings = Some(offer);
+            }
         }
         if plan.take_commands {
             match fleet

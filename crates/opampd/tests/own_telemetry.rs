@@ -82,3 +82,68 @@ async fn own_metrics_endpoint_must_be_an_http_url_own_6() {
         "{stderr}"
     );
 }
+
+/// Posts one protobuf message over plain HTTP and decodes the reply.
+async fn post(url: &str, msg: &v1::AgentToServer) -> v1::ServerToAgent {
+    use opamp_proto::prost::Message as _;
+    let body = reqwest::Client::new()
+        .post(url)
+        .header("Content-Type", "application/x-protobuf")
+        .body(msg.encode_to_vec())
+        .send()
+        .await
+        .unwrap()
+        .error_for_status()
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    v1::ServerToAgent::decode(body).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_connection_settings_hash_gets_the_offer_again_css_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = Opampd::start(
+        &dir.path().join("data"),
+        None,
+        &["--own-metrics-endpoint", ENDPOINT],
+    )
+    .await;
+    let uid = opamp_proto::InstanceUid::new_v7();
+    let caps = (AgentCapabilities::REPORTS_STATUS
+        | AgentCapabilities::REPORTS_OWN_METRICS
+        | AgentCapabilities::REPORTS_CONNECTION_SETTINGS_STATUS)
+        .bits();
+    let mut msg = v1::AgentToServer {
+        instance_uid: uid.as_bytes().to_vec(),
+        sequence_num: 0,
+        capabilities: caps,
+        agent_description: Some(v1::AgentDescription::default()),
+        ..Default::default()
+    };
+    // First contact: offered (OWN-1).
+    let first = post(&d.http_url(), &msg).await;
+    let offer = first.connection_settings.expect("offered on first contact");
+
+    // The agent applied it and says so: nothing more is sent.
+    msg.sequence_num = 1;
+    msg.agent_description = None;
+    msg.connection_settings_status = Some(v1::ConnectionSettingsStatus {
+        last_connection_settings_hash: offer.hash.clone(),
+        status: v1::ConnectionSettingsStatuses::Applied as i32,
+        error_message: String::new(),
+    });
+    let second = post(&d.http_url(), &msg).await;
+    assert!(second.connection_settings.is_none(), "{second:?}");
+
+    // The agent reports another hash: the reply MUST carry the settings (CSS-2).
+    msg.sequence_num = 2;
+    msg.connection_settings_status = Some(v1::ConnectionSettingsStatus {
+        last_connection_settings_hash: vec![7; 32],
+        status: v1::ConnectionSettingsStatuses::Applied as i32,
+        error_message: String::new(),
+    });
+    let third = post(&d.http_url(), &msg).await;
+    assert_eq!(third.connection_settings, Some(offer));
+}
