@@ -22,6 +22,9 @@
 //! - [`api`]: the admin REST API under `/api/v1` (JSON errors, bearer-token roles, OpenAPI
 //!   document generated from the code at `/api/v1/openapi.json`, server-sent events),
 //!   plus `/metrics`, `/healthz` and `/readyz`.
+//! - [`ui`]: the web UI on the same router: server-rendered pages (overview, agents,
+//!   configs with diffs and an editor), a session cookie holding an API token, live
+//!   updates over the event stream.
 //!
 //! # Example
 //!
@@ -69,6 +72,7 @@ pub mod metrics;
 pub mod redact;
 pub mod selector;
 pub mod sync;
+pub mod ui;
 mod writer;
 
 pub use error::Error;

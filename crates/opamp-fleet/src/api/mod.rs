@@ -35,9 +35,9 @@ use utoipa::OpenApi;
 
 use crate::{Error, Fleet};
 
-mod agents;
-mod assignments;
-mod configs;
+pub(crate) mod agents;
+pub(crate) mod assignments;
+pub(crate) mod configs;
 mod groups;
 mod ops;
 mod tokens;
@@ -241,7 +241,14 @@ pub(crate) async fn authorize(
     needed: Role,
 ) -> ApiResult<Actor> {
     let unauthorized = |m: &str| ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", m);
-    let Some(value) = headers.get(header::AUTHORIZATION) else {
+    // The web UI's session cookie carries a token too; it is accepted for reading only
+    // (writes need the header, so a cross-site request can never change anything).
+    let from_cookie = if needed == Role::Viewer && !headers.contains_key(header::AUTHORIZATION) {
+        crate::ui::session_bearer(headers)
+    } else {
+        None
+    };
+    let Some(value) = headers.get(header::AUTHORIZATION).or(from_cookie.as_ref()) else {
         if fleet.options().open_without_tokens {
             let tokens = fleet.store().list_tokens().await?;
             if tokens.iter().all(|t| t.revoked_at.is_some()) {
@@ -366,10 +373,12 @@ impl utoipa::Modify for BearerAuth {
 
 impl Fleet {
     /// The admin router: `/api/v1/...`, `/api/v1/openapi.json`, `/metrics`, `/healthz`,
-    /// `/readyz`. Serve it on the admin port (it has no state to share with the OpAMP
+    /// `/readyz`, and the web UI ([`crate::ui`]). Serve it on the admin port (it has no state to share with the OpAMP
     /// listener beyond this fleet).
     pub fn admin_router(&self) -> Router {
-        api_router().with_state(self.clone())
+        api_router()
+            .with_state(self.clone())
+            .merge(crate::ui::router(self))
     }
 }
 

@@ -1,0 +1,290 @@
+//! Sessions (the API token in an `HttpOnly` cookie, re-validated on every request), CSRF
+//! tokens (double-submit cookie, checked on every `POST`), the login and logout pages.
+
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use maud::html;
+use opamp_store::{Role, TokenHash};
+use serde::Deserialize;
+
+use super::{Ui, UiError, UiResult, bare_page, see_other};
+use crate::Fleet;
+
+/// The cookie holding the API token secret.
+pub(crate) const SESSION_COOKIE: &str = "opamp_session";
+/// The cookie holding the CSRF token forms must echo.
+pub(crate) const CSRF_COOKIE: &str = "opamp_csrf";
+
+/// Who is asking, as the UI sees it.
+#[derive(Debug, Clone)]
+pub(crate) struct Session {
+    /// The token name, or `anonymous`.
+    pub(crate) name: String,
+    /// The token's role (admin when the API is open).
+    pub(crate) role: Role,
+    /// No token: the admin API is open (no token exists, loopback bind).
+    pub(crate) anonymous: bool,
+    /// The token secret from the cookie, passed to the API handlers as a bearer token.
+    pub(crate) secret: Option<String>,
+    /// The CSRF token forms carry.
+    pub(crate) csrf: String,
+    /// A `Set-Cookie` value to send when the CSRF cookie was missing.
+    pub(crate) set_csrf_cookie: Option<String>,
+}
+
+impl Session {
+    /// Headers that authenticate an API handler call as this session.
+    pub(crate) fn api_headers(&self) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        if let Some(secret) = &self.secret
+            && let Ok(v) = HeaderValue::from_str(&format!("Bearer {secret}"))
+        {
+            h.insert(header::AUTHORIZATION, v);
+        }
+        h
+    }
+
+    /// Whether this session may take actions of `role`.
+    pub(crate) fn can(&self, role: Role) -> bool {
+        self.role.allows(role)
+    }
+}
+
+/// The value of cookie `name` in the request.
+pub(crate) fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.trim())
+        .filter(|v| !v.is_empty())
+}
+
+fn is_tls(headers: &HeaderMap) -> bool {
+    headers
+        .get("x-forwarded-proto")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("https"))
+}
+
+fn cookie_header(name: &str, value: &str, headers: &HeaderMap, max_age: Option<u64>) -> String {
+    let mut c = format!("{name}={value}; Path=/; HttpOnly; SameSite=Strict");
+    if is_tls(headers) {
+        c.push_str("; Secure");
+    }
+    if let Some(age) = max_age {
+        c.push_str(&format!("; Max-Age={age}"));
+    }
+    c
+}
+
+fn new_csrf() -> String {
+    use rand::Rng as _;
+    let bytes: [u8; 24] = rand::rng().random();
+    crate::api::types::hex(&bytes)
+}
+
+/// The CSRF token of the request, or a new one with the cookie that carries it.
+fn csrf_of(headers: &HeaderMap) -> (String, Option<String>) {
+    match cookie(headers, CSRF_COOKIE).filter(|v| v.len() >= 32 && v.len() <= 128) {
+        Some(v) => (v.to_owned(), None),
+        None => {
+            let v = new_csrf();
+            let set = cookie_header(CSRF_COOKIE, &v, headers, None);
+            (v, Some(set))
+        }
+    }
+}
+
+/// Whether the admin API is open (no active token, and the fleet allows it).
+async fn open(fleet: &Fleet) -> UiResult<bool> {
+    if !fleet.options().open_without_tokens {
+        return Ok(false);
+    }
+    let tokens = fleet.store().list_tokens().await?;
+    Ok(tokens.iter().all(|t| t.revoked_at.is_some()))
+}
+
+/// The session of a request; without one, [`UiError::Login`] back to `path`.
+pub(crate) async fn session(fleet: &Fleet, headers: &HeaderMap, path: &str) -> UiResult<Session> {
+    let (csrf, set_csrf_cookie) = csrf_of(headers);
+    if let Some(secret) = cookie(headers, SESSION_COOKIE) {
+        if let Some(token) = fleet.store().verify_token(TokenHash::of(secret)).await? {
+            return Ok(Session {
+                name: token.name,
+                role: token.role,
+                anonymous: false,
+                secret: Some(secret.to_owned()),
+                csrf,
+                set_csrf_cookie,
+            });
+        }
+        // Revoked or unknown: sign in again (unless the API is open).
+    }
+    if open(fleet).await? {
+        return Ok(Session {
+            name: "anonymous".into(),
+            role: Role::Admin,
+            anonymous: true,
+            secret: None,
+            csrf,
+            set_csrf_cookie,
+        });
+    }
+    Err(UiError::Login(path.to_owned()))
+}
+
+/// Checks the CSRF token of a `POST` form against the cookie (403 when they differ).
+pub(crate) fn check_csrf(headers: &HeaderMap, form_token: Option<&str>) -> UiResult<()> {
+    let cookie = cookie(headers, CSRF_COOKIE);
+    match (cookie, form_token) {
+        (Some(c), Some(f)) if !c.is_empty() && constant_time_eq(c.as_bytes(), f.as_bytes()) => {
+            Ok(())
+        }
+        _ => Err(UiError::Forbidden(
+            "the form's CSRF token is missing or does not match this browser session; \
+             reload the page and try again"
+                .into(),
+        )),
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// A `POST` handler's session: valid session (else login) and a matching CSRF token (else
+/// 403).
+pub(crate) async fn post_session(
+    fleet: &Fleet,
+    headers: &HeaderMap,
+    path: &str,
+    form_token: Option<&str>,
+) -> UiResult<Session> {
+    check_csrf(headers, form_token)?;
+    session(fleet, headers, path).await
+}
+
+/// Where to go after logging in: a local path only.
+fn safe_next(next: Option<&str>) -> String {
+    match next {
+        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n.to_owned(),
+        _ => "/".to_owned(),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct LoginQuery {
+    next: Option<String>,
+}
+
+fn login_form(next: &str, csrf: &str, error: Option<&str>, open: bool) -> maud::Markup {
+    html! {
+        h1 { "Sign in" }
+        @if open {
+            p.notice { "The admin API is open (no token exists yet): you do not need to sign in. "
+                a href="/" { "Go to the overview" } "." }
+        }
+        p { "Sign in with an admin API token (create one on the server with "
+            code { "opampd token create --role viewer --name <you>" } ")." }
+        form.card method="post" action="/login" {
+            input type="hidden" name="csrf" value=(csrf);
+            input type="hidden" name="next" value=(next);
+            div.field {
+                label for="token" { "API token" }
+                input #token type="password" name="token" autocomplete="current-password" required
+                    aria-invalid=[error.map(|_| "true")] aria-describedby=[error.map(|_| "token-error")];
+                @if let Some(e) = error {
+                    p.field-error #token-error role="alert" { (e) }
+                }
+            }
+            button type="submit" { "Sign in" }
+        }
+    }
+}
+
+/// `GET /login`.
+pub(crate) async fn login_page(
+    State(ui): State<Ui>,
+    headers: HeaderMap,
+    Query(q): Query<LoginQuery>,
+) -> UiResult<Response> {
+    let (csrf, set) = csrf_of(&headers);
+    let next = safe_next(q.next.as_deref());
+    let open = open(&ui.fleet).await?;
+    let mut r = bare_page("Sign in", login_form(&next, &csrf, None, open));
+    if let Some(set) = set
+        && let Ok(v) = HeaderValue::from_str(&set)
+    {
+        r.headers_mut().append(header::SET_COOKIE, v);
+    }
+    Ok(r)
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct LoginForm {
+    token: String,
+    csrf: Option<String>,
+    next: Option<String>,
+}
+
+/// `POST /login`: checks the token, sets the session cookie and a fresh CSRF cookie.
+pub(crate) async fn login(
+    State(ui): State<Ui>,
+    headers: HeaderMap,
+    axum::Form(f): axum::Form<LoginForm>,
+) -> UiResult<Response> {
+    check_csrf(&headers, f.csrf.as_deref())?;
+    let next = safe_next(f.next.as_deref());
+    let secret = f.token.trim();
+    let valid = !secret.is_empty()
+        && secret.bytes().all(|b| b.is_ascii_graphic())
+        && ui
+            .fleet
+            .store()
+            .verify_token(TokenHash::of(secret))
+            .await?
+            .is_some();
+    if !valid {
+        let (csrf, _) = csrf_of(&headers);
+        let mut r = bare_page(
+            "Sign in",
+            login_form(&next, &csrf, Some("invalid or revoked token"), false),
+        );
+        *r.status_mut() = StatusCode::UNAUTHORIZED;
+        return Ok(r);
+    }
+    let mut r = see_other(&next);
+    let h = r.headers_mut();
+    for c in [
+        cookie_header(SESSION_COOKIE, secret, &headers, None),
+        cookie_header(CSRF_COOKIE, &new_csrf(), &headers, None),
+    ] {
+        if let Ok(v) = HeaderValue::from_str(&c) {
+            h.append(header::SET_COOKIE, v);
+        }
+    }
+    Ok(r)
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct CsrfForm {
+    csrf: Option<String>,
+}
+
+/// `POST /logout`: clears the session cookie.
+pub(crate) async fn logout(
+    headers: HeaderMap,
+    axum::Form(f): axum::Form<CsrfForm>,
+) -> Result<Response, UiError> {
+    check_csrf(&headers, f.csrf.as_deref())?;
+    let mut r = see_other("/login");
+    if let Ok(v) = HeaderValue::from_str(&cookie_header(SESSION_COOKIE, "", &headers, Some(0))) {
+        r.headers_mut().append(header::SET_COOKIE, v);
+    }
+    Ok(r.into_response())
+}
