@@ -1,0 +1,301 @@
+//! The pieces of the apply pipeline that need no process: what to do with an offer, how a
+//! remote config map becomes files, restrictions, and the validate command.
+//!
+//! The pipeline itself (APPLYING → restrictions → staging → validate → swap → apply →
+//! health gate → APPLIED / rollback) is driven by [`crate::supervisor`].
+
+use std::path::Path;
+use std::process::Stdio;
+
+use opamp_config::{ConfigFile, ConfigMap, Restrictions};
+use opamp_proto::v1;
+
+use crate::settings::{ValidateSettings, expand, is_plain_file_name};
+use crate::state::{AgentState, RemoteOutcome};
+
+/// Largest error message taken from a validate command's output.
+pub const MAX_VALIDATE_OUTPUT: usize = 4096;
+
+/// What to do with a remote config offer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum OfferDecision {
+    /// New: run the pipeline.
+    Apply,
+    /// Already handled: report this status again, apply nothing (RCFG-5, no retry after
+    /// FAILED).
+    Report(v1::RemoteConfigStatus),
+    /// It is the config being applied right now: nothing to do.
+    InProgress,
+}
+
+/// Decides what to do with an offer of `hash` given the persisted state and the hash
+/// being applied now (if any).
+pub fn decide(state: &AgentState, in_progress: Option<&[u8]>, hash: &[u8]) -> OfferDecision {
+    if in_progress == Some(hash) {
+        return OfferDecision::InProgress;
+    }
+    match &state.remote {
+        Some(r) if r.hash == hex::encode(hash) => match r.status {
+            RemoteOutcome::Applied => OfferDecision::Report(v1::RemoteConfigStatus {
+                last_remote_config_hash: hash.to_vec(),
+                status: v1::RemoteConfigStatuses::Applied as i32,
+                error_message: String::new(),
+            }),
+            RemoteOutcome::Failed => OfferDecision::Report(v1::RemoteConfigStatus {
+                last_remote_config_hash: hash.to_vec(),
+                status: v1::RemoteConfigStatuses::Failed as i32,
+                error_message: r.error.clone(),
+            }),
+            RemoteOutcome::Applying => OfferDecision::Apply,
+        },
+        _ => OfferDecision::Apply,
+    }
+}
+
+/// A status message.
+pub fn status(hash: &[u8], s: v1::RemoteConfigStatuses, error: &str) -> v1::RemoteConfigStatus {
+    v1::RemoteConfigStatus {
+        last_remote_config_hash: hash.to_vec(),
+        status: s as i32,
+        error_message: error.to_owned(),
+    }
+}
+
+/// Maps a remote config map onto file names in `config.dir`: key `""` → `main_file`,
+/// others must be plain file names and must not name a local file. Then checks the
+/// local restrictions (RCFG-12) against the resulting names.
+pub fn map_remote(
+    remote: Option<&v1::AgentConfigMap>,
+    main_file: &str,
+    local_names: &[&str],
+    restrictions: &Restrictions,
+) -> Result<ConfigMap, String> {
+    let mut out = ConfigMap::new();
+    let Some(remote) = remote else {
+        return Ok(out);
+    };
+    for (key, file) in &remote.config_map {
+        let name = if key.is_empty() {
+            main_file
+        } else {
+            key.as_str()
+        };
+        if !is_plain_file_name(name) {
+            return Err(format!("invalid file name {:?}", truncate(name, 200)));
+        }
+        if local_names.contains(&name) {
+            return Err(format!("local file {name} cannot be overridden"));
+        }
+        if out.files.contains_key(name) {
+            return Err(format!("file {name} is given twice (as \"\" and by name)"));
+        }
+        out.files.insert(
+            name.to_owned(),
+            ConfigFile::new(file.content_type.clone(), file.body.clone()),
+        );
+    }
+    restrictions
+        .check(&out)
+        .map_err(|e| format!("restricted: {e}"))?;
+    Ok(out)
+}
+
+fn truncate(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+/// The message of a failed validate command: stderr, else stdout, trimmed, at most
+/// [`MAX_VALIDATE_OUTPUT`] bytes.
+pub fn validate_message(exit: &str, stdout: &[u8], stderr: &[u8]) -> String {
+    let err = String::from_utf8_lossy(stderr);
+    let out = String::from_utf8_lossy(stdout);
+    let text = if err.trim().is_empty() {
+        out.trim()
+    } else {
+        err.trim()
+    };
+    let head = format!("validation failed ({exit})");
+    if text.is_empty() {
+        head
+    } else {
+        format!("{head}: {}", truncate(text, MAX_VALIDATE_OUTPUT))
+    }
+}
+
+/// Runs the validate command against the staged files; `Err` carries the message.
+pub async fn run_validate(
+    v: &ValidateSettings,
+    staged_dir: &Path,
+    main_file: &str,
+    state_dir: &Path,
+) -> Result<(), String> {
+    let file = staged_dir.join(main_file);
+    let command = expand(&v.command, staged_dir, state_dir, Some(&file));
+    let args: Vec<String> = v
+        .args
+        .iter()
+        .map(|a| expand(a, staged_dir, state_dir, Some(&file)))
+        .collect();
+    let child = tokio::process::Command::new(&command)
+        .args(&args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| format!("validation failed: cannot run {command:?}: {e}"))?;
+    match tokio::time::timeout(v.timeout, child.wait_with_output()).await {
+        Err(_) => Err(format!(
+            "validation failed: {command:?} did not finish within {:?}",
+            v.timeout
+        )),
+        Ok(Err(e)) => Err(format!("validation failed: {command:?}: {e}")),
+        Ok(Ok(out)) if out.status.success() => Ok(()),
+        Ok(Ok(out)) => Err(validate_message(
+            &crate::process::describe_exit(out.status).replace("process ", ""),
+            &out.stdout,
+            &out.stderr,
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::state::RemoteRecord;
+
+    fn wire(files: &[(&str, &str)]) -> v1::AgentConfigMap {
+        v1::AgentConfigMap {
+            config_map: files
+                .iter()
+                .map(|(n, b)| {
+                    (
+                        (*n).to_owned(),
+                        v1::AgentConfigFile {
+                            body: b.as_bytes().to_vec(),
+                            content_type: "text/plain".into(),
+                        },
+                    )
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn empty_key_maps_to_main_file_eff_5() {
+        let m = map_remote(
+            Some(&wire(&[("", "x"), ("extra.conf", "y")])),
+            "collectd.conf",
+            &[],
+            &Restrictions::default(),
+        )
+        .unwrap();
+        assert_eq!(
+            m.files.keys().collect::<Vec<_>>(),
+            ["collectd.conf", "extra.conf"]
+        );
+    }
+
+    #[test]
+    fn unsafe_names_and_local_overrides_are_refused_rcfg_12() {
+        let r = Restrictions::default();
+        for name in ["../x", "a/b", ".hidden"] {
+            let e = map_remote(Some(&wire(&[(name, "x")])), "m", &[], &r).unwrap_err();
+            assert!(e.starts_with("invalid file name"), "{e}");
+        }
+        let e = map_remote(
+            Some(&wire(&[("local.conf", "x")])),
+            "m",
+            &["local.conf"],
+            &r,
+        )
+        .unwrap_err();
+        assert_eq!(e, "local file local.conf cannot be overridden");
+        let e = map_remote(Some(&wire(&[("", "x"), ("m", "y")])), "m", &[], &r).unwrap_err();
+        assert!(e.contains("twice"), "{e}");
+    }
+
+    #[test]
+    fn restrictions_apply_to_mapped_names_rcfg_12() {
+        let r = Restrictions {
+            denied_text: vec!["LoadPlugin exec".into()],
+            ..Default::default()
+        };
+        let e =
+            map_remote(Some(&wire(&[("", "LoadPlugin exec\n")])), "c.conf", &[], &r).unwrap_err();
+        assert!(e.starts_with("restricted:"), "{e}");
+    }
+
+    #[test]
+    fn same_hash_after_failed_is_reported_not_retried() {
+        let mut s = AgentState::default();
+        assert_eq!(decide(&s, None, b"h1"), OfferDecision::Apply);
+        assert_eq!(decide(&s, Some(b"h1"), b"h1"), OfferDecision::InProgress);
+        s.remote = Some(RemoteRecord {
+            hash: hex::encode(b"h1"),
+            status: RemoteOutcome::Failed,
+            error: "boom".into(),
+        });
+        match decide(&s, None, b"h1") {
+            OfferDecision::Report(st) => {
+                assert_eq!(st.status, v1::RemoteConfigStatuses::Failed as i32);
+                assert_eq!(st.error_message, "boom");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(decide(&s, None, b"h2"), OfferDecision::Apply);
+        s.remote.as_mut().unwrap().status = RemoteOutcome::Applied;
+        assert!(matches!(decide(&s, None, b"h1"), OfferDecision::Report(_)));
+    }
+
+    #[test]
+    fn validate_message_prefers_stderr_and_is_bounded() {
+        assert_eq!(
+            validate_message("exited with status 1", b"out", b" err \n"),
+            "validation failed (exited with status 1): err"
+        );
+        assert_eq!(
+            validate_message("exited with status 1", b"out\n", b""),
+            "validation failed (exited with status 1): out"
+        );
+        let long = "é".repeat(5000);
+        let m = validate_message("x", b"", long.as_bytes());
+        assert!(m.len() <= MAX_VALIDATE_OUTPUT + 40);
+    }
+
+    #[tokio::test]
+    async fn validate_command_gets_the_staged_file() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join("main.conf"), "good").unwrap();
+        let v = ValidateSettings {
+            command: "/bin/sh".into(),
+            args: vec![
+                "-c".into(),
+                "grep -q good \"$1\" || { echo \"bad config in $1\" >&2; exit 3; }".into(),
+                "sh".into(),
+                "{file}".into(),
+            ],
+            timeout: Duration::from_secs(20),
+        };
+        run_validate(&v, d.path(), "main.conf", d.path())
+            .await
+            .unwrap();
+        std::fs::write(d.path().join("main.conf"), "nope").unwrap();
+        let e = run_validate(&v, d.path(), "main.conf", d.path())
+            .await
+            .unwrap_err();
+        assert!(
+            e.starts_with("validation failed (exited with status 3): bad config in"),
+            "{e}"
+        );
+    }
+}

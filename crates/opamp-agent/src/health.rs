@@ -1,0 +1,211 @@
+//! Runs opamp-health's probes (HTTP GET, TCP connect, command) and builds the health
+//! report. The process check is answered by the supervisor from its process watcher.
+
+use std::process::Stdio;
+use std::time::{Duration, SystemTime};
+
+use opamp_health::{CheckKind, Outcome};
+use opamp_proto::v1::ComponentHealth;
+
+/// Runs one probe with its timeout. `http` is the shared client for HTTP checks.
+pub async fn probe(kind: CheckKind, timeout: Duration, http: Option<reqwest::Client>) -> Outcome {
+    let work = async {
+        match kind {
+            CheckKind::Process => Outcome::failure("the process check is run by the supervisor"),
+            CheckKind::Http { url, expect_status } => {
+                let Some(client) = http else {
+                    return Outcome::failure("no HTTP client");
+                };
+                match client.get(&url).send().await {
+                    Ok(resp) if resp.status().as_u16() == expect_status => Outcome::Success,
+                    Ok(resp) => Outcome::failure(format!(
+                        "GET {url}: status {} (expected {expect_status})",
+                        resp.status().as_u16()
+                    )),
+                    Err(e) => Outcome::failure(format!("GET {url}: {}", error_chain(&e))),
+                }
+            }
+            CheckKind::Tcp { address } => match tokio::net::TcpStream::connect(&address).await {
+                Ok(_) => Outcome::Success,
+                Err(e) => Outcome::failure(format!("connect {address}: {e}")),
+            },
+            CheckKind::Command { command, args } => {
+                let result = tokio::process::Command::new(&command)
+                    .args(&args)
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .kill_on_drop(true)
+                    .status()
+                    .await;
+                match result {
+                    Ok(s) if s.success() => Outcome::Success,
+                    Ok(s) => Outcome::failure(format!(
+                        "{command}: {}",
+                        crate::process::describe_exit(s).replace("process ", "")
+                    )),
+                    Err(e) => Outcome::failure(format!("{command}: {e}")),
+                }
+            }
+        }
+    };
+    match tokio::time::timeout(timeout, work).await {
+        Ok(outcome) => outcome,
+        Err(_) => Outcome::timed_out(timeout),
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut source = e.source();
+    while let Some(inner) = source {
+        s.push_str(": ");
+        s.push_str(&inner.to_string());
+        source = inner.source();
+    }
+    s
+}
+
+/// What the process watcher knows, for the top of the health report.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ProcessView {
+    /// Running since this time.
+    Running(SystemTime),
+    /// Not running: why (the last exit), and whether a restart is scheduled.
+    Down {
+        /// `process exited with status N`, `killed by signal SIGKILL`, or a spawn error.
+        reason: String,
+        /// A restart is scheduled.
+        restarting: bool,
+    },
+}
+
+/// The health report: opamp-health's tree, overridden at the top by the process
+/// watcher (a process that is not running makes the agent unhealthy, with the exit as
+/// `last_error`, HLTH-4).
+pub fn report(
+    mut checks: ComponentHealth,
+    process: &ProcessView,
+    changed: SystemTime,
+) -> ComponentHealth {
+    if let ProcessView::Down { reason, restarting } = process {
+        checks.healthy = false;
+        checks.status = if *restarting { "restarting" } else { "stopped" }.to_owned();
+        checks.last_error = reason.clone();
+        checks.start_time_unix_nano = 0;
+        checks.status_time_unix_nano = checks.status_time_unix_nano.max(unix_nanos(changed));
+    } else if checks.component_health_map.is_empty() && checks.healthy {
+        checks.status = "running".to_owned();
+    }
+    checks.status_time_unix_nano = checks.status_time_unix_nano.max(unix_nanos(changed));
+    checks
+}
+
+/// Nanoseconds since the Unix epoch.
+pub fn unix_nanos(t: SystemTime) -> u64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+/// The report without its `status_time_unix_nano` fields, to tell whether anything but
+/// the clock changed.
+pub fn without_times(h: &ComponentHealth) -> ComponentHealth {
+    let mut h = h.clone();
+    h.status_time_unix_nano = 0;
+    for c in h.component_health_map.values_mut() {
+        *c = without_times(c);
+    }
+    h
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn tcp_and_command_probes() {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap().to_string();
+        let ok = probe(
+            CheckKind::Tcp {
+                address: addr.clone(),
+            },
+            Duration::from_secs(10),
+            None,
+        )
+        .await;
+        assert_eq!(ok, Outcome::Success);
+        drop(l);
+        let bad = probe(
+            CheckKind::Tcp { address: addr },
+            Duration::from_secs(10),
+            None,
+        )
+        .await;
+        assert!(matches!(bad, Outcome::Failure(_)), "{bad:?}");
+        let ok = probe(
+            CheckKind::Command {
+                command: "/bin/true".into(),
+                args: vec![],
+            },
+            Duration::from_secs(10),
+            None,
+        )
+        .await;
+        assert_eq!(ok, Outcome::Success);
+        let bad = probe(
+            CheckKind::Command {
+                command: "/bin/sh".into(),
+                args: vec!["-c".into(), "exit 4".into()],
+            },
+            Duration::from_secs(10),
+            None,
+        )
+        .await;
+        assert_eq!(bad, Outcome::failure("/bin/sh: exited with status 4"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn slow_probe_times_out_hlth_4() {
+        let out = probe(
+            CheckKind::Command {
+                command: "/bin/sleep".into(),
+                args: vec!["30".into()],
+            },
+            Duration::from_secs(1),
+            None,
+        )
+        .await;
+        assert_eq!(out, Outcome::timed_out(Duration::from_secs(1)));
+    }
+
+    #[test]
+    fn a_process_that_is_down_makes_the_report_unhealthy_hlth_4() {
+        let checks = ComponentHealth {
+            healthy: true,
+            status: "healthy".into(),
+            start_time_unix_nano: 5,
+            ..Default::default()
+        };
+        let r = report(
+            checks.clone(),
+            &ProcessView::Down {
+                reason: "process exited with status 1".into(),
+                restarting: true,
+            },
+            SystemTime::UNIX_EPOCH,
+        );
+        assert!(!r.healthy);
+        assert_eq!(r.status, "restarting");
+        assert_eq!(r.last_error, "process exited with status 1");
+        assert_eq!(r.start_time_unix_nano, 0, "HLTH-3: 0 when not running");
+        let r = report(
+            checks,
+            &ProcessView::Running(SystemTime::UNIX_EPOCH),
+            SystemTime::UNIX_EPOCH,
+        );
+        assert!(r.healthy);
+        assert_eq!(r.status, "running");
+    }
+}

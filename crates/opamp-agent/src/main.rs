@@ -1,0 +1,75 @@
+//! The `opamp-agent` binary: `opamp-agent --config FILE [--state-dir DIR]`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, ValueEnum};
+
+/// Runs one agent process and manages it over OpAMP: remote config with validation,
+/// health gate and rollback; health; restart command; own metrics.
+#[derive(Debug, Parser)]
+#[command(name = "opamp-agent", version, about)]
+struct Cli {
+    /// The TOML configuration file.
+    #[arg(long, env = "OPAMP_AGENT_CONFIG")]
+    config: PathBuf,
+    /// State directory (overrides `state_dir` in the file).
+    #[arg(long, env = "OPAMP_AGENT_STATE_DIR")]
+    state_dir: Option<PathBuf>,
+    /// Log format.
+    #[arg(long, env = "OPAMP_AGENT_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+    /// Log level or tracing filter (`info`, `debug`, `opamp_agent=debug,info`).
+    #[arg(long, env = "OPAMP_AGENT_LOG_LEVEL", default_value = "info")]
+    log_level: String,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let filter = match tracing_subscriber::EnvFilter::try_new(&cli.log_level) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("opamp-agent: --log-level {:?}: {e}", cli.log_level);
+            return ExitCode::from(2);
+        }
+    };
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match cli.log_format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+    let settings =
+        match opamp_agent::settings::Settings::load(&cli.config, cli.state_dir.as_deref()) {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("opamp-agent: bad config file {e}");
+                return ExitCode::from(2);
+            }
+        };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("opamp-agent: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(opamp_agent::run(settings)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e}");
+            eprintln!("opamp-agent: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

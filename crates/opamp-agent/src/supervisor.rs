@@ -1,0 +1,782 @@
+//! The supervisor: one `select!` loop joining OpAMP client events, the process watcher,
+//! health probes, timers (restart backoff, health gate, checks, own metrics) and signals.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant, SystemTime};
+
+use opamp_client::{
+    AgentCapabilities, ClientEvent, ClientHandle, FileStateStore, InstanceUid, OpampClient,
+    StateStore as _, v1,
+};
+use opamp_config::{ConfigFile, ConfigMap};
+use opamp_health::{CheckId, CheckKind, HealthMonitor, Outcome};
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::mpsc;
+
+use crate::apply::{self, OfferDecision};
+use crate::files::{self, StateLayout};
+use crate::health::{self, ProcessView};
+use crate::process::{ManagedProcess, RestartBackoff, describe_exit};
+use crate::settings::{ApplyMode, Settings, guess_content_type};
+use crate::state::{AgentState, LkgRecord, RemoteOutcome, RemoteRecord};
+use crate::{Error, description};
+
+/// A config in its health gate.
+#[derive(Debug)]
+struct Gate {
+    hash: Vec<u8>,
+    deadline: Instant,
+}
+
+enum Wake {
+    Client(Option<ClientEvent>),
+    Exited(std::io::Result<std::process::ExitStatus>, Duration),
+    Probe(CheckId, Outcome),
+    Timer,
+    Shutdown(&'static str),
+    Hangup,
+}
+
+/// The capabilities opamp-agent reports (AcceptsRemoteConfig only when `accept_remote`,
+/// SEC-6).
+pub fn capabilities(accept_remote: bool) -> AgentCapabilities {
+    let mut caps = AgentCapabilities::REPORTS_STATUS
+        | AgentCapabilities::REPORTS_EFFECTIVE_CONFIG
+        | AgentCapabilities::REPORTS_HEALTH
+        | AgentCapabilities::REPORTS_REMOTE_CONFIG
+        | AgentCapabilities::REPORTS_HEARTBEAT
+        | AgentCapabilities::ACCEPTS_RESTART_COMMAND
+        | AgentCapabilities::REPORTS_OWN_METRICS
+        | AgentCapabilities::ACCEPTS_OPAMP_CONNECTION_SETTINGS;
+    if accept_remote {
+        caps |= AgentCapabilities::ACCEPTS_REMOTE_CONFIG;
+    }
+    caps
+}
+
+/// The supervisor of one managed process.
+pub struct Supervisor {
+    settings: Settings,
+    layout: StateLayout,
+    client: ClientHandle,
+    events: mpsc::Receiver<ClientEvent>,
+    process: ManagedProcess,
+    backoff: RestartBackoff,
+    restart_at: Option<Instant>,
+    down_reason: String,
+    process_changed: SystemTime,
+    state: AgentState,
+    gate: Option<Gate>,
+    queued: Option<v1::AgentRemoteConfig>,
+    monitor: HealthMonitor,
+    probe_tx: mpsc::UnboundedSender<(CheckId, Outcome)>,
+    probe_rx: mpsc::UnboundedReceiver<(CheckId, Outcome)>,
+    http: Option<reqwest::Client>,
+    last_health: Option<v1::ComponentHealth>,
+}
+
+impl std::fmt::Debug for Supervisor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Supervisor")
+            .field("pid", &self.process.pid())
+            .field("state", &self.state)
+            .finish_non_exhaustive()
+    }
+}
+
+fn local_names(settings: &Settings) -> Vec<&str> {
+    settings
+        .config
+        .local
+        .iter()
+        .map(|l| l.name.as_str())
+        .collect()
+}
+
+/// The files now in `config.dir` with their content types: local files, managed (remote)
+/// files, and anything else found there (EFF-*).
+pub fn effective_config(settings: &Settings, state: &AgentState) -> Result<ConfigMap, Error> {
+    let mut map = ConfigMap::new();
+    for (name, body) in files::read_dir_files(&settings.config.dir)? {
+        let content_type = settings
+            .config
+            .local
+            .iter()
+            .find(|l| l.name == name)
+            .map(|l| l.content_type.clone())
+            .or_else(|| state.managed.get(&name).cloned())
+            .unwrap_or_else(|| guess_content_type(&name).to_owned());
+        map.files.insert(name, ConfigFile::new(content_type, body));
+    }
+    Ok(map)
+}
+
+/// The managed (non-local) files in `config.dir`.
+fn managed_files(settings: &Settings) -> Result<BTreeMap<String, Vec<u8>>, Error> {
+    let locals = local_names(settings);
+    let mut files = files::read_dir_files(&settings.config.dir)?;
+    files.retain(|name, _| !locals.contains(&name.as_str()));
+    Ok(files)
+}
+
+fn content_types(
+    settings: &Settings,
+    state: &AgentState,
+    names: impl Iterator<Item = String>,
+) -> BTreeMap<String, String> {
+    names
+        .filter(|n| !settings.config.local.iter().any(|l| &l.name == n))
+        .map(|n| {
+            let ct = state
+                .managed
+                .get(&n)
+                .cloned()
+                .unwrap_or_else(|| guess_content_type(&n).to_owned());
+            (n, ct)
+        })
+        .collect()
+}
+
+/// Prepares the state dir and `config.dir` before the process starts: local files
+/// written, an interrupted apply rolled back, the first last-known-good snapshot taken.
+pub fn prepare(settings: &Settings) -> Result<AgentState, Error> {
+    let layout = StateLayout {
+        root: settings.state_dir.clone(),
+    };
+    files::ensure_dir(&layout.root)?;
+    files::ensure_dir(&settings.config.dir)?;
+    let mut state = AgentState::load(&layout.state_file())?;
+    for l in &settings.config.local {
+        files::write_atomic(&settings.config.dir.join(&l.name), &l.body)?;
+    }
+    if state
+        .remote
+        .as_ref()
+        .is_some_and(|r| r.status == RemoteOutcome::Applying)
+    {
+        if let Some(lkg) = state.lkg.clone() {
+            tracing::warn!("an apply was interrupted: rolled back to last known good");
+            let files = files::read_dir_files(&layout.lkg_dir())?;
+            files::swap_in(&settings.config.dir, &files, state.managed.keys().cloned())?;
+            state.managed = lkg.files;
+        }
+        state.remote = None;
+        state.save(&layout.state_file())?;
+    }
+    if state.lkg.is_none() {
+        let files = managed_files(settings)?;
+        let cts = content_types(settings, &state, files.keys().cloned());
+        files::replace_dir(&layout.lkg_dir(), &files)?;
+        state.lkg = Some(LkgRecord {
+            hash: lkg_hash(&files, &cts),
+            remote_hash: None,
+            files: cts,
+        });
+        state.save(&layout.state_file())?;
+    }
+    Ok(state)
+}
+
+fn lkg_hash(files: &BTreeMap<String, Vec<u8>>, cts: &BTreeMap<String, String>) -> String {
+    let mut map = ConfigMap::new();
+    for (name, body) in files {
+        let ct = cts.get(name).cloned().unwrap_or_default();
+        map.files
+            .insert(name.clone(), ConfigFile::new(ct, body.clone()));
+    }
+    map.hash().to_string()
+}
+
+/// Builds the OpAMP client from the settings (instance uid from the state dir, UID-*).
+pub fn build_client(
+    settings: &Settings,
+    effective: &ConfigMap,
+    health: v1::ComponentHealth,
+) -> Result<OpampClient, Error> {
+    let store = FileStateStore::new(&settings.state_dir);
+    let persisted = store.load().map_err(|e| Error::Client(e.into()))?;
+    let uid = persisted.instance_uid.unwrap_or_else(InstanceUid::new_v7);
+    let detected = description::Detected::detect();
+    let desc = description::build(&settings.description, &detected, &uid.to_string());
+    let s = &settings.server;
+    let mut b = OpampClient::builder(&s.endpoint)
+        .agent_description(desc)
+        .instance_uid(uid)
+        .capabilities(capabilities(settings.config.accept_remote))
+        .state_store(store)
+        .effective_config(effective.to_effective_config())
+        .health(health);
+    for (k, v) in &s.headers {
+        b = b.header(k, v);
+    }
+    if let Some(hb) = s.heartbeat {
+        b = b.heartbeat_interval(Some(hb)).polling_interval(hb);
+    }
+    let read = |p: &std::path::Path| std::fs::read(p).map_err(|e| Error::io(p, e));
+    if let Some(ca) = &s.ca_file {
+        b = b.ca_pem(String::from_utf8_lossy(&read(ca)?).into_owned());
+    }
+    if let (Some(cert), Some(key)) = (&s.cert_file, &s.key_file) {
+        b = b.client_certificate(read(cert)?, read(key)?);
+    }
+    if s.insecure_skip_verify {
+        b = b.danger_accept_invalid_certs(true);
+    }
+    Ok(b.build()?)
+}
+
+impl Supervisor {
+    /// Prepares the state, starts the OpAMP client and returns the supervisor (the process
+    /// is started by [`run`](Self::run)).
+    pub async fn start(settings: Settings) -> Result<Self, Error> {
+        let state = prepare(&settings)?;
+        let layout = StateLayout {
+            root: settings.state_dir.clone(),
+        };
+        let effective = effective_config(&settings, &state)?;
+        let initial_health = v1::ComponentHealth {
+            healthy: false,
+            status: "starting".into(),
+            ..Default::default()
+        };
+        let client = build_client(&settings, &effective, initial_health)?;
+        let (handle, events) = client.start().await?;
+        let uid = handle.instance_uid().await;
+        tracing::info!(
+            "opamp-agent {} instance_uid={uid} server={}",
+            env!("CARGO_PKG_VERSION"),
+            settings.server.endpoint
+        );
+        let now = Instant::now();
+        let monitor = HealthMonitor::new(settings.health_checks.clone(), now);
+        let needs_http = settings
+            .health_checks
+            .iter()
+            .any(|c| matches!(c.kind, CheckKind::Http { .. }));
+        let http = if needs_http {
+            Some(http_client())
+        } else {
+            None
+        };
+        let (probe_tx, probe_rx) = mpsc::unbounded_channel();
+        Ok(Self {
+            process: ManagedProcess::new(settings.process.clone()),
+            backoff: RestartBackoff::new(
+                settings.process.restart_backoff_initial,
+                settings.process.restart_backoff_max,
+            ),
+            restart_at: None,
+            down_reason: "not started".into(),
+            process_changed: SystemTime::now(),
+            state,
+            gate: None,
+            queued: None,
+            monitor,
+            probe_tx,
+            probe_rx,
+            http,
+            last_health: None,
+            layout,
+            client: handle,
+            events,
+            settings,
+        })
+    }
+
+    /// Runs until SIGTERM / SIGINT (or the client stops): then stops the process
+    /// (SIGTERM, SIGKILL after `stop_timeout`), sends `agent_disconnect` and returns.
+    pub async fn run(mut self) -> Result<(), Error> {
+        let sig = |kind| signal(kind).map_err(|e| Error::io("signal handler", e));
+        let mut term = sig(SignalKind::terminate())?;
+        let mut int = sig(SignalKind::interrupt())?;
+        let mut hup = sig(SignalKind::hangup())?;
+
+        self.start_process();
+        self.report_health().await;
+        loop {
+            let deadline = self.next_deadline();
+            let wake = tokio::select! {
+                ev = self.events.recv() => Wake::Client(ev),
+                (status, ran) = self.process.wait() => Wake::Exited(status, ran),
+                Some((id, outcome)) = self.probe_rx.recv() => Wake::Probe(id, outcome),
+                () = sleep_until(deadline) => Wake::Timer,
+                _ = term.recv() => Wake::Shutdown("SIGTERM"),
+                _ = int.recv() => Wake::Shutdown("SIGINT"),
+                _ = hup.recv() => Wake::Hangup,
+            };
+            match wake {
+                Wake::Client(None) => {
+                    tracing::error!("the OpAMP client stopped");
+                    break;
+                }
+                Wake::Client(Some(ev)) => self.on_client_event(ev).await,
+                Wake::Exited(status, ran) => self.on_exit(status, ran).await,
+                Wake::Probe(id, outcome) => {
+                    self.monitor.record(id, Instant::now(), outcome);
+                }
+                Wake::Timer => {}
+                Wake::Shutdown(name) => {
+                    tracing::info!("{name} received: stopping");
+                    break;
+                }
+                Wake::Hangup => tracing::info!("SIGHUP ignored"),
+            }
+            self.on_timers().await;
+            while let Some(ev) = self.monitor.poll_event() {
+                tracing::info!("health: {ev:?}");
+            }
+            self.report_health().await;
+        }
+        self.shutdown().await;
+        Ok(())
+    }
+
+    fn next_deadline(&self) -> Option<Instant> {
+        [
+            self.restart_at,
+            self.gate.as_ref().map(|g| g.deadline),
+            self.monitor.poll_timeout(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    async fn shutdown(&mut self) {
+        if let Some(status) = self.process.stop().await {
+            tracing::debug!("stopped: {}", describe_exit(status));
+        }
+        let _ = self.client.stop().await;
+        // Drain what the client reported while closing.
+        while let Ok(Some(_)) =
+            tokio::time::timeout(Duration::from_secs(5), self.events.recv()).await
+        {}
+        tracing::info!("stopped");
+    }
+
+    // ---- the process ----
+
+    fn start_process(&mut self) {
+        let now = Instant::now();
+        match self.process.start() {
+            Ok(_) => {
+                self.restart_at = None;
+                self.process_changed = SystemTime::now();
+                self.monitor.reset(now);
+            }
+            Err(e) => {
+                tracing::error!("{e}");
+                self.down_reason = e.to_string();
+                self.process_changed = SystemTime::now();
+                let delay = self.backoff.on_exit(Duration::ZERO);
+                self.restart_at = Some(now + delay);
+                tracing::info!("restarting in {delay:?}");
+            }
+        }
+    }
+
+    async fn restart_process(&mut self) {
+        self.process.stop().await;
+        self.start_process();
+    }
+
+    async fn on_exit(&mut self, status: std::io::Result<std::process::ExitStatus>, ran: Duration) {
+        let reason = match status {
+            Ok(s) => describe_exit(s),
+            Err(e) => format!("process wait failed: {e}"),
+        };
+        tracing::warn!("process exited status={reason}");
+        self.down_reason = reason.clone();
+        self.process_changed = SystemTime::now();
+        let now = Instant::now();
+        let ids: Vec<CheckId> = self
+            .monitor
+            .checks()
+            .filter(|(_, spec, _)| matches!(spec.kind, CheckKind::Process))
+            .map(|(id, _, _)| id)
+            .collect();
+        for id in ids {
+            self.monitor
+                .record(id, now, Outcome::failure(reason.clone()));
+        }
+        if self.gate.is_some() {
+            self.rollback(&format!("{reason} within the health gate"))
+                .await;
+            return;
+        }
+        let delay = self.backoff.on_exit(ran);
+        tracing::info!("restarting in {delay:?}");
+        self.restart_at = Some(now + delay);
+    }
+
+    // ---- timers ----
+
+    async fn on_timers(&mut self) {
+        let now = Instant::now();
+        if self.restart_at.is_some_and(|t| t <= now) {
+            self.restart_at = None;
+            self.start_process();
+        }
+        // Health checks that are due.
+        while let Some((id, spec)) = self.monitor.poll_due(now) {
+            let kind = spec.kind.clone();
+            let timeout = spec.timeout;
+            if matches!(kind, CheckKind::Process) {
+                let outcome = if self.process.pid().is_some() {
+                    Outcome::Success
+                } else {
+                    Outcome::failure(self.down_reason.clone())
+                };
+                self.monitor.record(id, now, outcome);
+                continue;
+            }
+            let tx = self.probe_tx.clone();
+            let http = self.http.clone();
+            tokio::spawn(async move {
+                let outcome = health::probe(kind, timeout, http).await;
+                let _ = tx.send((id, outcome));
+            });
+        }
+        // The health gate.
+        if let Some(gate) = &self.gate {
+            if self.process.pid().is_some()
+                && self.monitor.status() == opamp_health::Status::Unhealthy
+            {
+                let reason = format!(
+                    "unhealthy within the health gate: {}",
+                    self.monitor
+                        .component_health(SystemTime::now(), None)
+                        .last_error
+                );
+                self.rollback(&reason).await;
+            } else if gate.deadline <= now {
+                self.gate_passed().await;
+            }
+        }
+    }
+
+    // ---- health ----
+
+    fn process_view(&self) -> ProcessView {
+        match self.process.started_wall() {
+            Some(t) => ProcessView::Running(t),
+            None => ProcessView::Down {
+                reason: self.down_reason.clone(),
+                restarting: self.restart_at.is_some(),
+            },
+        }
+    }
+
+    async fn report_health(&mut self) {
+        let checks = self
+            .monitor
+            .component_health(SystemTime::now(), self.process.started_wall());
+        let h = health::report(checks, &self.process_view(), self.process_changed);
+        let changed = self
+            .last_health
+            .as_ref()
+            .is_none_or(|last| health::without_times(last) != health::without_times(&h));
+        if changed {
+            tracing::debug!(
+                "health healthy={} status={} last_error={:?}",
+                h.healthy,
+                h.status,
+                h.last_error
+            );
+            let _ = self.client.set_health(h.clone()).await;
+            self.last_health = Some(h);
+        }
+    }
+
+    // ---- client events ----
+
+    async fn on_client_event(&mut self, ev: ClientEvent) {
+        match ev {
+            ClientEvent::Connected => {
+                tracing::info!("connected to {}", self.settings.server.endpoint)
+            }
+            ClientEvent::Disconnected { error } => match error {
+                Some(e) => tracing::warn!("disconnected: {e}"),
+                None => tracing::info!("disconnected"),
+            },
+            ClientEvent::ConnectFailed { error, retry_in } => {
+                tracing::warn!("connection failed: {error}; retrying in {retry_in:?}");
+            }
+            ClientEvent::AuthenticationFailed => {
+                tracing::error!("the server refused our credentials (401)")
+            }
+            ClientEvent::RemoteConfig(rc) => {
+                if self.settings.config.accept_remote {
+                    self.on_offer(rc).await;
+                } else {
+                    tracing::warn!("remote config ignored: config.accept_remote is false (SEC-6)");
+                }
+            }
+            ClientEvent::Command(c) => {
+                if c.r#type == v1::CommandType::Restart as i32 {
+                    tracing::info!("restart command received");
+                    self.backoff.reset();
+                    self.restart_process().await;
+                } else {
+                    tracing::warn!("unknown command type {}", c.r#type);
+                }
+            }
+            ClientEvent::ServerError(e) => tracing::warn!("server error: {}", e.error_message),
+            ClientEvent::StateStoreFailed { reason } => tracing::error!("state store: {reason}"),
+            ClientEvent::NewInstanceUid(uid) => {
+                tracing::info!("new instance uid {uid}");
+                let detected = description::Detected::detect();
+                let desc =
+                    description::build(&self.settings.description, &detected, &uid.to_string());
+                let _ = self.client.set_agent_description(desc).await;
+            }
+            other => tracing::debug!("client event {other:?}"),
+        }
+    }
+
+    async fn set_status(&self, s: v1::RemoteConfigStatus) {
+        let _ = self.client.set_remote_config_status(s).await;
+    }
+
+    fn save_state(&self) {
+        if let Err(e) = self.state.save(&self.layout.state_file()) {
+            tracing::error!("cannot save the agent state: {e}");
+        }
+    }
+
+    async fn report_effective(&self) {
+        match effective_config(&self.settings, &self.state) {
+            Ok(map) => {
+                let _ = self
+                    .client
+                    .set_effective_config(map.to_effective_config())
+                    .await;
+            }
+            Err(e) => tracing::error!("cannot read the effective config: {e}"),
+        }
+    }
+
+    async fn fail(&mut self, hash: &[u8], reason: String) {
+        tracing::warn!("config failed: {reason}");
+        self.state.remote = Some(RemoteRecord {
+            hash: hex::encode(hash),
+            status: RemoteOutcome::Failed,
+            error: reason.clone(),
+        });
+        self.save_state();
+        self.set_status(apply::status(
+            hash,
+            v1::RemoteConfigStatuses::Failed,
+            &reason,
+        ))
+        .await;
+    }
+
+    /// The apply pipeline up to the health gate.
+    async fn on_offer(&mut self, rc: v1::AgentRemoteConfig) {
+        let hash = rc.config_hash.clone();
+        match apply::decide(
+            &self.state,
+            self.gate.as_ref().map(|g| g.hash.as_slice()),
+            &hash,
+        ) {
+            OfferDecision::InProgress => return,
+            OfferDecision::Report(s) => {
+                tracing::info!(
+                    "config hash={} already handled: no re-apply",
+                    hex::encode(&hash)
+                );
+                self.set_status(s).await;
+                return;
+            }
+            OfferDecision::Apply => {}
+        }
+        if self.gate.is_some() {
+            // Applied when the current gate ends.
+            self.queued = Some(rc);
+            return;
+        }
+        tracing::info!("applying config hash={}", hex::encode(&hash));
+        self.set_status(apply::status(&hash, v1::RemoteConfigStatuses::Applying, ""))
+            .await;
+        let c = &self.settings.config;
+        let mapped = match apply::map_remote(
+            rc.config.as_ref(),
+            &c.main_file,
+            &local_names(&self.settings),
+            &c.restrictions,
+        ) {
+            Ok(m) => m,
+            Err(reason) => return self.fail(&hash, reason).await,
+        };
+        // Stage local + remote files and validate them there.
+        let mut staged: BTreeMap<String, Vec<u8>> = c
+            .local
+            .iter()
+            .map(|l| (l.name.clone(), l.body.clone()))
+            .collect();
+        for (name, f) in &mapped.files {
+            staged.insert(name.clone(), f.body.clone());
+        }
+        let staging = self.layout.staging_dir();
+        if let Err(e) = files::replace_dir(&staging, &staged) {
+            return self
+                .fail(&hash, format!("cannot stage the config: {e}"))
+                .await;
+        }
+        if let Some(v) = &c.validate {
+            if let Err(reason) =
+                apply::run_validate(v, &staging, &c.main_file, &self.settings.state_dir).await
+            {
+                return self.fail(&hash, reason).await;
+            }
+        }
+        // Swap it in.
+        self.state.remote = Some(RemoteRecord {
+            hash: hex::encode(&hash),
+            status: RemoteOutcome::Applying,
+            error: String::new(),
+        });
+        self.save_state();
+        let new: BTreeMap<String, Vec<u8>> = mapped
+            .files
+            .iter()
+            .map(|(n, f)| (n.clone(), f.body.clone()))
+            .collect();
+        if let Err(e) = files::swap_in(
+            &self.settings.config.dir,
+            &new,
+            self.state.managed.keys().cloned(),
+        ) {
+            // Some files may be written: put the last known good back.
+            self.gate = Some(Gate {
+                hash: hash.clone(),
+                deadline: Instant::now(),
+            });
+            return self
+                .rollback(&format!("cannot write the config: {e}"))
+                .await;
+        }
+        self.state.managed = mapped
+            .files
+            .iter()
+            .map(|(n, f)| (n.clone(), f.content_type.clone()))
+            .collect();
+        self.save_state();
+        self.gate = Some(Gate {
+            hash,
+            deadline: Instant::now() + self.settings.config.health_gate,
+        });
+        self.apply_to_process().await;
+        // The gate starts now that the process runs the new files.
+        if let Some(g) = &mut self.gate {
+            g.deadline = Instant::now() + self.settings.config.health_gate;
+        }
+    }
+
+    /// Puts the files now in `config.dir` into effect.
+    async fn apply_to_process(&mut self) {
+        match self.settings.config.apply {
+            ApplyMode::Restart => {
+                self.backoff.reset();
+                self.restart_process().await;
+            }
+            ApplyMode::Signal(sig) if self.process.pid().is_some() => {
+                if let Err(e) = self.process.signal(sig) {
+                    tracing::error!("{e}");
+                }
+                self.monitor.reset(Instant::now());
+            }
+            ApplyMode::Signal(_) | ApplyMode::None => {
+                if self.process.pid().is_none() {
+                    self.start_process();
+                } else {
+                    self.monitor.reset(Instant::now());
+                }
+            }
+        }
+    }
+
+    async fn gate_passed(&mut self) {
+        let Some(gate) = self.gate.take() else { return };
+        let hash_hex = hex::encode(&gate.hash);
+        let lkg = (|| -> Result<LkgRecord, Error> {
+            let files = managed_files(&self.settings)?;
+            let cts = content_types(&self.settings, &self.state, files.keys().cloned());
+            files::replace_dir(&self.layout.lkg_dir(), &files)?;
+            Ok(LkgRecord {
+                hash: lkg_hash(&files, &cts),
+                remote_hash: Some(hash_hex.clone()),
+                files: cts,
+            })
+        })();
+        match lkg {
+            Ok(lkg) => self.state.lkg = Some(lkg),
+            Err(e) => tracing::error!("cannot save the last known good config: {e}"),
+        }
+        self.state.remote = Some(RemoteRecord {
+            hash: hash_hex.clone(),
+            status: RemoteOutcome::Applied,
+            error: String::new(),
+        });
+        self.save_state();
+        tracing::info!("config applied hash={hash_hex}");
+        self.report_effective().await;
+        self.set_status(apply::status(
+            &gate.hash,
+            v1::RemoteConfigStatuses::Applied,
+            "",
+        ))
+        .await;
+        self.next_queued().await;
+    }
+
+    /// Restores the last known good files, re-applies them and reports FAILED.
+    async fn rollback(&mut self, reason: &str) {
+        let Some(gate) = self.gate.take() else { return };
+        let restore = (|| -> Result<(), Error> {
+            let files = files::read_dir_files(&self.layout.lkg_dir())?;
+            files::swap_in(
+                &self.settings.config.dir,
+                &files,
+                self.state.managed.keys().cloned(),
+            )?;
+            Ok(())
+        })();
+        match restore {
+            Ok(()) => {
+                if let Some(lkg) = &self.state.lkg {
+                    self.state.managed = lkg.files.clone();
+                }
+                tracing::warn!("rolled back to last known good");
+            }
+            Err(e) => tracing::error!("cannot restore the last known good config: {e}"),
+        }
+        let message = format!("{reason}; rolled back to last known good");
+        self.fail(&gate.hash, message).await;
+        self.apply_to_process().await;
+        self.report_effective().await;
+        self.next_queued().await;
+    }
+
+    async fn next_queued(&mut self) {
+        if let Some(rc) = self.queued.take() {
+            Box::pin(self.on_offer(rc)).await;
+        }
+    }
+}
+
+/// The HTTP client for health checks and own metrics (rustls, system roots).
+pub fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .pool_max_idle_per_host(1)
+        .build()
+        .unwrap_or_default()
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d.into()).await,
+        None => std::future::pending().await,
+    }
+}
