@@ -16,6 +16,7 @@ use tokio::sync::mpsc;
 use crate::apply::{self, OfferDecision};
 use crate::files::{self, StateLayout};
 use crate::health::{self, ProcessView};
+use crate::own_metrics::OwnMetrics;
 use crate::process::{ManagedProcess, RestartBackoff, describe_exit};
 use crate::settings::{ApplyMode, Settings, guess_content_type};
 use crate::state::{AgentState, LkgRecord, RemoteOutcome, RemoteRecord};
@@ -73,6 +74,7 @@ pub struct Supervisor {
     probe_rx: mpsc::UnboundedReceiver<(CheckId, Outcome)>,
     http: Option<reqwest::Client>,
     last_health: Option<v1::ComponentHealth>,
+    metrics: OwnMetrics,
 }
 
 impl std::fmt::Debug for Supervisor {
@@ -187,12 +189,13 @@ fn lkg_hash(files: &BTreeMap<String, Vec<u8>>, cts: &BTreeMap<String, String>) -
     map.hash().to_string()
 }
 
-/// Builds the OpAMP client from the settings (instance uid from the state dir, UID-*).
+/// Builds the OpAMP client from the settings (instance uid from the state dir, UID-*);
+/// also returns the agent description it reports.
 pub fn build_client(
     settings: &Settings,
     effective: &ConfigMap,
     health: v1::ComponentHealth,
-) -> Result<OpampClient, Error> {
+) -> Result<(OpampClient, v1::AgentDescription), Error> {
     let store = FileStateStore::new(&settings.state_dir);
     let persisted = store.load().map_err(|e| Error::Client(e.into()))?;
     let uid = persisted.instance_uid.unwrap_or_else(InstanceUid::new_v7);
@@ -200,7 +203,7 @@ pub fn build_client(
     let desc = description::build(&settings.description, &detected, &uid.to_string());
     let s = &settings.server;
     let mut b = OpampClient::builder(&s.endpoint)
-        .agent_description(desc)
+        .agent_description(desc.clone())
         .instance_uid(uid)
         .capabilities(capabilities(settings.config.accept_remote))
         .state_store(store)
@@ -222,7 +225,7 @@ pub fn build_client(
     if s.insecure_skip_verify {
         b = b.danger_accept_invalid_certs(true);
     }
-    Ok(b.build()?)
+    Ok((b.build()?, desc))
 }
 
 impl Supervisor {
@@ -239,7 +242,7 @@ impl Supervisor {
             status: "starting".into(),
             ..Default::default()
         };
-        let client = build_client(&settings, &effective, initial_health)?;
+        let (client, description) = build_client(&settings, &effective, initial_health)?;
         let (handle, events) = client.start().await?;
         let uid = handle.instance_uid().await;
         tracing::info!(
@@ -259,6 +262,7 @@ impl Supervisor {
             None
         };
         let (probe_tx, probe_rx) = mpsc::unbounded_channel();
+        let metrics = OwnMetrics::new(&description, settings.own_metrics_interval);
         Ok(Self {
             process: ManagedProcess::new(settings.process.clone()),
             backoff: RestartBackoff::new(
@@ -276,6 +280,7 @@ impl Supervisor {
             probe_rx,
             http,
             last_health: None,
+            metrics,
             layout,
             client: handle,
             events,
@@ -336,6 +341,7 @@ impl Supervisor {
             self.restart_at,
             self.gate.as_ref().map(|g| g.deadline),
             self.monitor.poll_timeout(),
+            self.metrics.next_due(),
         ]
         .into_iter()
         .flatten()
@@ -363,6 +369,7 @@ impl Supervisor {
                 self.restart_at = None;
                 self.process_changed = SystemTime::now();
                 self.monitor.reset(now);
+                self.metrics.process_started();
             }
             Err(e) => {
                 tracing::error!("{e}");
@@ -436,6 +443,10 @@ impl Supervisor {
                 let outcome = health::probe(kind, timeout, http).await;
                 let _ = tx.send((id, outcome));
             });
+        }
+        if self.metrics.next_due().is_some_and(|t| t <= now) {
+            self.metrics
+                .export(now, self.process.pid(), self.process.started_wall());
         }
         // The health gate.
         if let Some(gate) = &self.gate {
@@ -521,6 +532,28 @@ impl Supervisor {
                     tracing::warn!("unknown command type {}", c.r#type);
                 }
             }
+            ClientEvent::ConnectionSettingsOffer(offers) => {
+                if let Some(m) = &offers.own_metrics {
+                    let result = self.metrics.offer(m, Instant::now());
+                    let (status, error) = match result {
+                        Ok(()) => (v1::ConnectionSettingsStatuses::Applied, String::new()),
+                        Err(e) => {
+                            tracing::warn!("{e}");
+                            (v1::ConnectionSettingsStatuses::Failed, e)
+                        }
+                    };
+                    if !offers.hash.is_empty() {
+                        let _ = self
+                            .client
+                            .set_connection_settings_status(v1::ConnectionSettingsStatus {
+                                last_connection_settings_hash: offers.hash.clone(),
+                                status: status as i32,
+                                error_message: error,
+                            })
+                            .await;
+                    }
+                }
+            }
             ClientEvent::ServerError(e) => tracing::warn!("server error: {}", e.error_message),
             ClientEvent::StateStoreFailed { reason } => tracing::error!("state store: {reason}"),
             ClientEvent::NewInstanceUid(uid) => {
@@ -528,6 +561,7 @@ impl Supervisor {
                 let detected = description::Detected::detect();
                 let desc =
                     description::build(&self.settings.description, &detected, &uid.to_string());
+                self.metrics.set_description(&desc);
                 let _ = self.client.set_agent_description(desc).await;
             }
             other => tracing::debug!("client event {other:?}"),
@@ -564,6 +598,7 @@ impl Supervisor {
             error: reason.clone(),
         });
         self.save_state();
+        self.metrics.config_outcome(false);
         self.set_status(apply::status(
             hash,
             v1::RemoteConfigStatuses::Failed,
@@ -721,6 +756,7 @@ impl Supervisor {
         });
         self.save_state();
         tracing::info!("config applied hash={hash_hex}");
+        self.metrics.config_outcome(true);
         self.report_effective().await;
         self.set_status(apply::status(
             &gate.hash,

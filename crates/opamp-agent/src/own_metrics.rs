@@ -1,0 +1,250 @@
+//! Own metrics (OWN-3, OWN-4, OWN-6, OWN-7): when the server offers an `own_metrics`
+//! destination, every `own_metrics.interval` the managed process is sampled from
+//! `/proc/<pid>/stat` and `/proc/<pid>/status`, encoded by opamp-telemetry as an OTLP/HTTP
+//! protobuf request (with the restart and config-apply counters) and POSTed to the offered
+//! endpoint with the offered headers. Nothing is sent before an offer.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+use opamp_proto::v1;
+use opamp_telemetry::{
+    ExportTarget, MetricsRecorder, ProcessSample, names, parse_proc_stat, parse_proc_status,
+};
+use prost::Message as _;
+
+/// The own-metrics exporter.
+#[derive(Debug)]
+pub struct OwnMetrics {
+    recorder: MetricsRecorder,
+    interval: Duration,
+    target: Option<(ExportTarget, reqwest::Client)>,
+    next: Option<Instant>,
+    clk_tck: u64,
+    in_flight: Arc<AtomicBool>,
+    failing: Arc<AtomicBool>,
+    starts: u64,
+}
+
+/// Samples a process from `/proc` (None when it is gone or not Linux).
+pub fn sample(pid: u32, clk_tck: u64) -> Option<ProcessSample> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let stat = parse_proc_stat(&stat, clk_tck).ok()?;
+    let status = parse_proc_status(&status).ok()?;
+    Some(ProcessSample::from_proc(&stat, &status))
+}
+
+fn http_client(target: &ExportTarget) -> Result<reqwest::Client, String> {
+    let mut b = reqwest::Client::builder()
+        .pool_max_idle_per_host(1)
+        .timeout(Duration::from_secs(30));
+    if let Some(pem) = &target.ca_pem {
+        let certs = reqwest::Certificate::from_pem_bundle(pem.as_bytes())
+            .map_err(|e| format!("own_metrics CA certificate: {e}"))?;
+        for c in certs {
+            b = b.add_root_certificate(c);
+        }
+        b = b.tls_built_in_root_certs(target.include_system_ca_certs);
+    }
+    if let (Some(cert), Some(key)) = (&target.client_cert_pem, &target.client_key_pem) {
+        let mut pem = cert.clone();
+        pem.push(b'\n');
+        pem.extend_from_slice(key);
+        let id = reqwest::Identity::from_pem(&pem)
+            .map_err(|e| format!("own_metrics client certificate: {e}"))?;
+        b = b.identity(id);
+    }
+    if target.insecure_skip_verify {
+        b = b.danger_accept_invalid_certs(true);
+    }
+    if let Some(proxy) = &target.proxy {
+        let p = reqwest::Proxy::all(proxy).map_err(|e| format!("own_metrics proxy: {e}"))?;
+        b = b.proxy(p);
+    }
+    b.build().map_err(|e| format!("own_metrics HTTP client: {e}"))
+}
+
+impl OwnMetrics {
+    /// An exporter with the agent description as Resource (DESC-2), idle until an offer.
+    pub fn new(description: &v1::AgentDescription, interval: Duration) -> Self {
+        let mut recorder = MetricsRecorder::from_description(description, SystemTime::now());
+        recorder.set_scope("opamp-agent", env!("CARGO_PKG_VERSION"));
+        Self {
+            recorder,
+            interval,
+            target: None,
+            next: None,
+            clk_tck: rustix::param::clock_ticks_per_second(),
+            in_flight: Arc::new(AtomicBool::new(false)),
+            failing: Arc::new(AtomicBool::new(false)),
+            starts: 0,
+        }
+    }
+
+    /// Replaces the Resource after the instance uid changed.
+    pub fn set_description(&mut self, description: &v1::AgentDescription) {
+        let counters = self.recorder.clone();
+        let mut recorder = MetricsRecorder::from_description(description, SystemTime::now());
+        recorder.set_scope("opamp-agent", env!("CARGO_PKG_VERSION"));
+        // Carry the counters over.
+        for outcome in ["applied", "failed"] {
+            if let Some(n) = counters.counter(names::CONFIG_APPLIES, &[("outcome", outcome)]) {
+                recorder.set_counter_with(names::CONFIG_APPLIES, &[("outcome", outcome)], n);
+            }
+        }
+        if let Some(n) = counters.counter(names::RESTARTS, &[]) {
+            recorder.set_counter(names::RESTARTS, n);
+        }
+        self.recorder = recorder;
+    }
+
+    /// The server's `own_metrics` offer: checked (OWN-6, OWN-7), then exports start at
+    /// once. An empty endpoint stops them.
+    pub fn offer(&mut self, s: &v1::TelemetryConnectionSettings, now: Instant) -> Result<(), String> {
+        if s.destination_endpoint.trim().is_empty() {
+            tracing::info!("own metrics: the server withdrew the destination");
+            self.target = None;
+            self.next = None;
+            return Ok(());
+        }
+        let target = ExportTarget::from_offer(s).map_err(|e| format!("own_metrics offer: {e}"))?;
+        let client = http_client(&target)?;
+        tracing::info!("own metrics to {} every {:?}", target.endpoint, self.interval);
+        self.target = Some((target, client));
+        self.next = Some(now);
+        Ok(())
+    }
+
+    /// When the next export is due.
+    pub fn next_due(&self) -> Option<Instant> {
+        self.next
+    }
+
+    /// Counts a start of the managed process; every start after the first is a restart.
+    pub fn process_started(&mut self) {
+        self.starts += 1;
+        if self.starts > 1 {
+            self.recorder.add_counter(names::RESTARTS, 1);
+        }
+    }
+
+    /// Counts a remote config outcome.
+    pub fn config_outcome(&mut self, applied: bool) {
+        let outcome = if applied { "applied" } else { "failed" };
+        self.recorder
+            .add_counter_with(names::CONFIG_APPLIES, &[("outcome", outcome)], 1);
+    }
+
+    /// The request body for now: the managed process sample (when it runs) and counters.
+    pub fn body(&mut self, pid: Option<u32>, process_start: Option<SystemTime>) -> Vec<u8> {
+        let sample = pid.and_then(|p| sample(p, self.clk_tck));
+        self.recorder
+            .set_process_start(if sample.is_some() { process_start } else { None });
+        self.recorder
+            .build(SystemTime::now(), sample.as_ref())
+            .encode_to_vec()
+    }
+
+    /// Sends one export in the background (skipped while the previous one is in flight)
+    /// and schedules the next.
+    pub fn export(&mut self, now: Instant, pid: Option<u32>, process_start: Option<SystemTime>) {
+        let Some((target, client)) = &self.target else {
+            self.next = None;
+            return;
+        };
+        self.next = Some(now + self.interval);
+        if self.in_flight.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let (endpoint, headers, client) = (
+            target.endpoint.clone(),
+            target.request_headers(),
+            client.clone(),
+        );
+        let body = self.body(pid, process_start);
+        let in_flight = Arc::clone(&self.in_flight);
+        let failing = Arc::clone(&self.failing);
+        tokio::spawn(async move {
+            let mut req = client.post(&endpoint).body(body);
+            for (k, v) in headers {
+                req = req.header(k, v);
+            }
+            let result = match req.send().await {
+                Ok(resp) if resp.status().is_success() => Ok(()),
+                Ok(resp) => Err(format!("status {}", resp.status().as_u16())),
+                Err(e) => Err(e.to_string()),
+            };
+            match result {
+                Ok(()) => {
+                    if failing.swap(false, Ordering::AcqRel) {
+                        tracing::info!("own metrics: {endpoint} accepts them again");
+                    }
+                }
+                Err(e) => {
+                    if !failing.swap(true, Ordering::AcqRel) {
+                        tracing::warn!("own metrics: POST {endpoint}: {e}");
+                    }
+                }
+            }
+            in_flight.store(false, Ordering::Release);
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use opamp_telemetry::otlp;
+    use prost::Message as _;
+
+    use super::*;
+
+    #[test]
+    fn this_process_can_be_sampled_own_4() {
+        let s = sample(std::process::id(), rustix::param::clock_ticks_per_second()).unwrap();
+        assert!(s.memory_rss_bytes > 0);
+        assert!(s.threads >= 1);
+    }
+
+    #[test]
+    fn counters_and_process_metrics_are_encoded_own_4() {
+        let desc = v1::AgentDescription {
+            identifying_attributes: vec![v1::KeyValue::new("service.name", "collectd")],
+            non_identifying_attributes: vec![],
+        };
+        let mut m = OwnMetrics::new(&desc, Duration::from_secs(10));
+        m.process_started();
+        m.process_started();
+        m.config_outcome(true);
+        m.config_outcome(false);
+        let body = m.body(Some(std::process::id()), Some(SystemTime::now()));
+        let req = otlp::ExportMetricsServiceRequest::decode(&body[..]).unwrap();
+        let rm = &req.resource_metrics[0];
+        assert_eq!(rm.resource.as_ref().unwrap().attributes[0].key, "service.name");
+        let names: Vec<&str> = rm.scope_metrics[0].metrics.iter().map(|m| m.name.as_str()).collect();
+        for n in ["process.cpu.time", "process.memory.usage", names::RESTARTS, names::CONFIG_APPLIES] {
+            assert!(names.contains(&n), "{n} in {names:?}");
+        }
+        let body = m.body(None, None);
+        let req = otlp::ExportMetricsServiceRequest::decode(&body[..]).unwrap();
+        assert!(
+            !req.resource_metrics[0].scope_metrics[0]
+                .metrics
+                .iter()
+                .any(|m| m.name.starts_with("process.")),
+            "no process metrics without a process"
+        );
+    }
+
+    #[test]
+    fn an_offer_without_a_usable_endpoint_is_refused_own_6() {
+        let mut m = OwnMetrics::new(&v1::AgentDescription::default(), Duration::from_secs(10));
+        let bad = v1::TelemetryConnectionSettings {
+            destination_endpoint: "ftp://x".into(),
+            ..Default::default()
+        };
+        assert!(m.offer(&bad, Instant::now()).is_err());
+        assert_eq!(m.next_due(), None);
+    }
+}
