@@ -3,7 +3,8 @@
 //! - npm `@elastic/opamp-client-node` and `@elastic/mockopampserver`, pinned by
 //!   `interop/node/package.json` and its `package-lock.json`, installed with `npm ci` into
 //!   `$OPAMP_TEST_CACHE/node/node_modules`;
-//! - PyPI `opentelemetry-opamp-client`, pinned by `interop/python/requirements.txt`, installed
+//! - PyPI `opentelemetry-opamp-client` (and `opentelemetry-proto`, for opamp-telemetry),
+//!   pinned by `interop/python/requirements.txt`, installed
 //!   into the virtualenv `$OPAMP_TEST_CACHE/venv`.
 //!
 //! `$OPAMP_TEST_CACHE` defaults to `~/.cache/opamp-test`. A stamp file records a hash of the
@@ -22,6 +23,9 @@ use anyhow::{Context, Result, bail};
 pub(crate) const NODE_MODULES_VAR: &str = "OPAMP_INTEROP_NODE_MODULES";
 /// Environment variable naming the Python interpreter (inside the venv) the interop tests use.
 pub(crate) const PYTHON_VAR: &str = "OPAMP_INTEROP_PYTHON";
+/// Environment variable naming a Python with the official `opentelemetry-proto` bindings
+/// (the same venv), for opamp-telemetry's decode test.
+pub(crate) const OTLP_PYTHON_VAR: &str = "OPAMP_OTLP_PYTHON";
 /// Set to `1` to skip installing the peers (the interop tests then skip themselves).
 pub(crate) const SKIP_VAR: &str = "OPAMP_SKIP_PEERS";
 
@@ -40,6 +44,7 @@ impl PeerEnv {
         vec![
             (NODE_MODULES_VAR, self.node_modules.clone().into_os_string()),
             (PYTHON_VAR, self.python.clone().into_os_string()),
+            (OTLP_PYTHON_VAR, self.python.clone().into_os_string()),
         ]
     }
 }
