@@ -649,7 +649,7 @@ fn editor_page(session: &Session, name: &str, exists: bool, e: &Editor) -> Respo
                     }
                     div.field {
                         label for={ "file-" (i) "-body" } { "Content" }
-                        textarea id={ "file-" (i) "-body" } name={ "file-" (i) "-body" } rows="14" spellcheck="false"
+                        textarea id={ "file-" (i) "-body" } name={ "file-" (i) "-body" } rows=(if f.name.is_empty() && f.body.is_empty() { 5 } else { 14 }) spellcheck="false"
                             aria-invalid=[f.error.as_ref().map(|_| "true")]
                             aria-describedby=[f.error.as_ref().map(|_| format!("file-{i}-error"))] { (f.body) }
                         @if let Some(err) = &f.error {

@@ -228,6 +228,7 @@ fn head(title: &str) -> Markup {
             meta charset="utf-8";
             meta name="viewport" content="width=device-width, initial-scale=1";
             title { (title) " · opampd" }
+            link rel="icon" href="data:,";
             link rel="stylesheet" href=(asset_url("ui.css"));
             script src=(asset_url("ui.js")) defer {}
         }
