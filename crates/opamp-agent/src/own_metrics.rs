@@ -63,7 +63,8 @@ fn http_client(target: &ExportTarget) -> Result<reqwest::Client, String> {
         let p = reqwest::Proxy::all(proxy).map_err(|e| format!("own_metrics proxy: {e}"))?;
         b = b.proxy(p);
     }
-    b.build().map_err(|e| format!("own_metrics HTTP client: {e}"))
+    b.build()
+        .map_err(|e| format!("own_metrics HTTP client: {e}"))
 }
 
 impl OwnMetrics {
@@ -102,7 +103,11 @@ impl OwnMetrics {
 
     /// The server's `own_metrics` offer: checked (OWN-6, OWN-7), then exports start at
     /// once. An empty endpoint stops them.
-    pub fn offer(&mut self, s: &v1::TelemetryConnectionSettings, now: Instant) -> Result<(), String> {
+    pub fn offer(
+        &mut self,
+        s: &v1::TelemetryConnectionSettings,
+        now: Instant,
+    ) -> Result<(), String> {
         if s.destination_endpoint.trim().is_empty() {
             tracing::info!("own metrics: the server withdrew the destination");
             self.target = None;
@@ -111,7 +116,11 @@ impl OwnMetrics {
         }
         let target = ExportTarget::from_offer(s).map_err(|e| format!("own_metrics offer: {e}"))?;
         let client = http_client(&target)?;
-        tracing::info!("own metrics to {} every {:?}", target.endpoint, self.interval);
+        tracing::info!(
+            "own metrics to {} every {:?}",
+            target.endpoint,
+            self.interval
+        );
         self.target = Some((target, client));
         self.next = Some(now);
         Ok(())
@@ -140,8 +149,11 @@ impl OwnMetrics {
     /// The request body for now: the managed process sample (when it runs) and counters.
     pub fn body(&mut self, pid: Option<u32>, process_start: Option<SystemTime>) -> Vec<u8> {
         let sample = pid.and_then(|p| sample(p, self.clk_tck));
-        self.recorder
-            .set_process_start(if sample.is_some() { process_start } else { None });
+        self.recorder.set_process_start(if sample.is_some() {
+            process_start
+        } else {
+            None
+        });
         self.recorder
             .build(SystemTime::now(), sample.as_ref())
             .encode_to_vec()
@@ -221,9 +233,21 @@ mod tests {
         let body = m.body(Some(std::process::id()), Some(SystemTime::now()));
         let req = otlp::ExportMetricsServiceRequest::decode(&body[..]).unwrap();
         let rm = &req.resource_metrics[0];
-        assert_eq!(rm.resource.as_ref().unwrap().attributes[0].key, "service.name");
-        let names: Vec<&str> = rm.scope_metrics[0].metrics.iter().map(|m| m.name.as_str()).collect();
-        for n in ["process.cpu.time", "process.memory.usage", names::RESTARTS, names::CONFIG_APPLIES] {
+        assert_eq!(
+            rm.resource.as_ref().unwrap().attributes[0].key,
+            "service.name"
+        );
+        let names: Vec<&str> = rm.scope_metrics[0]
+            .metrics
+            .iter()
+            .map(|m| m.name.as_str())
+            .collect();
+        for n in [
+            "process.cpu.time",
+            "process.memory.usage",
+            names::RESTARTS,
+            names::CONFIG_APPLIES,
+        ] {
             assert!(names.contains(&n), "{n} in {names:?}");
         }
         let body = m.body(None, None);

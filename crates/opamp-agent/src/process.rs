@@ -47,6 +47,15 @@ pub fn describe_exit(status: ExitStatus) -> String {
     }
 }
 
+/// The short form for log lines: the exit code (`3`) or the signal name (`SIGKILL`).
+pub fn exit_short(status: ExitStatus) -> String {
+    match (status.code(), status.signal()) {
+        (Some(code), _) => code.to_string(),
+        (None, Some(sig)) => signal_name(sig),
+        (None, None) => "unknown".to_owned(),
+    }
+}
+
 /// Exponential restart backoff: `initial`, doubling up to `max`; back to `initial` after
 /// the process ran `stable_after` without exiting.
 #[derive(Clone, Debug)]
@@ -207,7 +216,7 @@ impl ManagedProcess {
         };
         self.running = None;
         if let Some(status) = status {
-            tracing::info!("process exited status={} pid={pid}", describe_exit(status));
+            tracing::info!("process exited status={} pid={pid}", exit_short(status));
         }
         status
     }
@@ -243,6 +252,8 @@ mod tests {
             "killed by signal SIGKILL"
         );
         assert_eq!(signal_name(15), "SIGTERM");
+        assert_eq!(exit_short(ExitStatus::from_raw(9)), "SIGKILL");
+        assert_eq!(exit_short(ExitStatus::from_raw(3 << 8)), "3");
         assert_eq!(signal_name(64), "signal 64");
     }
 

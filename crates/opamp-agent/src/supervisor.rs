@@ -17,7 +17,7 @@ use crate::apply::{self, OfferDecision};
 use crate::files::{self, StateLayout};
 use crate::health::{self, ProcessView};
 use crate::own_metrics::OwnMetrics;
-use crate::process::{ManagedProcess, RestartBackoff, describe_exit};
+use crate::process::{ManagedProcess, RestartBackoff, describe_exit, exit_short};
 use crate::settings::{ApplyMode, Settings, guess_content_type};
 use crate::state::{AgentState, LkgRecord, RemoteOutcome, RemoteRecord};
 use crate::{Error, description};
@@ -39,7 +39,7 @@ enum Wake {
 }
 
 /// The capabilities opamp-agent reports (AcceptsRemoteConfig only when `accept_remote`,
-/// SEC-6).
+/// SEC-6). ReportsHeartbeat and ReportsConnectionSettingsStatus are reported too.
 pub fn capabilities(accept_remote: bool) -> AgentCapabilities {
     let mut caps = AgentCapabilities::REPORTS_STATUS
         | AgentCapabilities::REPORTS_EFFECTIVE_CONFIG
@@ -48,7 +48,8 @@ pub fn capabilities(accept_remote: bool) -> AgentCapabilities {
         | AgentCapabilities::REPORTS_HEARTBEAT
         | AgentCapabilities::ACCEPTS_RESTART_COMMAND
         | AgentCapabilities::REPORTS_OWN_METRICS
-        | AgentCapabilities::ACCEPTS_OPAMP_CONNECTION_SETTINGS;
+        | AgentCapabilities::ACCEPTS_OPAMP_CONNECTION_SETTINGS
+        | AgentCapabilities::REPORTS_CONNECTION_SETTINGS_STATUS;
     if accept_remote {
         caps |= AgentCapabilities::ACCEPTS_REMOTE_CONFIG;
     }
@@ -75,6 +76,7 @@ pub struct Supervisor {
     http: Option<reqwest::Client>,
     last_health: Option<v1::ComponentHealth>,
     metrics: OwnMetrics,
+    last_pid: u32,
 }
 
 impl std::fmt::Debug for Supervisor {
@@ -281,6 +283,7 @@ impl Supervisor {
             http,
             last_health: None,
             metrics,
+            last_pid: 0,
             layout,
             client: handle,
             events,
@@ -365,7 +368,8 @@ impl Supervisor {
     fn start_process(&mut self) {
         let now = Instant::now();
         match self.process.start() {
-            Ok(_) => {
+            Ok(pid) => {
+                self.last_pid = pid;
                 self.restart_at = None;
                 self.process_changed = SystemTime::now();
                 self.monitor.reset(now);
@@ -388,11 +392,17 @@ impl Supervisor {
     }
 
     async fn on_exit(&mut self, status: std::io::Result<std::process::ExitStatus>, ran: Duration) {
+        let pid = self.last_pid;
         let reason = match status {
-            Ok(s) => describe_exit(s),
-            Err(e) => format!("process wait failed: {e}"),
+            Ok(s) => {
+                tracing::warn!("process exited status={} pid={pid}", exit_short(s));
+                describe_exit(s)
+            }
+            Err(e) => {
+                tracing::warn!("process exited status=unknown pid={pid}: {e}");
+                format!("process wait failed: {e}")
+            }
         };
-        tracing::warn!("process exited status={reason}");
         self.down_reason = reason.clone();
         self.process_changed = SystemTime::now();
         let now = Instant::now();

@@ -1,0 +1,709 @@
+//! The real `opamp-agent` binary managing a `/bin/sh` script agent, against an
+//! opamp-server library server in the test process.
+
+mod support;
+
+use opamp_proto::{AgentCapabilities, v1};
+use support::*;
+
+fn status_of(s: &v1::RemoteConfigStatus) -> v1::RemoteConfigStatuses {
+    v1::RemoteConfigStatuses::try_from(s.status).unwrap()
+}
+
+async fn wait_status(
+    server: &TestServer,
+    layout: &Layout,
+    hash: &[u8],
+    want: v1::RemoteConfigStatuses,
+) -> v1::RemoteConfigStatus {
+    let r = &server.recorder;
+    wait_until(
+        &format!("{want:?} for {}", hex(hash)),
+        || {
+            r.last_status()
+                .is_some_and(|s| s.last_remote_config_hash == hash && status_of(&s) == want)
+        },
+        || {
+            format!(
+                "last status: {:?}\nlog:\n{}",
+                r.last_status(),
+                layout.log_text()
+            )
+        },
+    )
+    .await;
+    r.last_status().unwrap()
+}
+
+/// Offers `rc` from now on and pushes it at once (RCFG-10) instead of waiting for the
+/// next heartbeat.
+async fn offer(server: &TestServer, layout: &Layout, rc: &v1::AgentRemoteConfig) {
+    *server.recorder.offer.lock().unwrap() = Some(rc.clone());
+    let r = &server.recorder;
+    wait_until(
+        "a first message",
+        || !r.messages().is_empty(),
+        || layout.log_text(),
+    )
+    .await;
+    let uid = opamp_proto::InstanceUid::from_bytes(&r.messages()[0].instance_uid).unwrap();
+    server
+        .server
+        .push(
+            uid,
+            v1::ServerToAgent {
+                remote_config: Some(rc.clone()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn effective_files(e: &v1::EffectiveConfig) -> Vec<(String, String)> {
+    let mut v: Vec<(String, String)> = e
+        .config_map
+        .as_ref()
+        .map(|m| {
+            m.config_map
+                .iter()
+                .map(|(k, f)| (k.clone(), String::from_utf8_lossy(&f.body).into_owned()))
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+async fn wait_running(layout: &Layout, not: &[u32]) -> u32 {
+    let mut pid = 0;
+    wait_until(
+        "the script to run",
+        || {
+            pid = layout.pid().unwrap_or(0);
+            pid != 0 && !not.contains(&pid) && alive(pid)
+        },
+        || layout.log_text(),
+    )
+    .await;
+    pid
+}
+
+/// Starts a server, writes the config, seeds agent.conf with "v0", starts the agent and
+/// waits for the script.
+async fn setup(extra_config: &str, extra: &str) -> (TestServer, Layout, Agent, u32) {
+    let server = TestServer::start().await;
+    let layout = Layout::new();
+    layout.write_config(&server.ws_url(), true, extra_config, extra);
+    layout.seed("v0\n");
+    let agent = Agent::start(&layout);
+    let pid = wait_running(&layout, &[]).await;
+    (server, layout, agent, pid)
+}
+
+#[tokio::test]
+async fn remote_config_is_applied_and_effective_config_reported_rcfg_3_eff_1_eff_5() {
+    let (server, layout, mut agent, first) = setup("", "").await;
+    let rc = remote_config(&[("", "v1\n")]);
+    offer(&server, &layout, &rc).await;
+    wait_status(
+        &server,
+        &layout,
+        &rc.config_hash,
+        v1::RemoteConfigStatuses::Applied,
+    )
+    .await;
+    // Restarted with the new file (apply = "restart").
+    let pid = wait_running(&layout, &[first]).await;
+    assert_ne!(pid, first);
+    assert_eq!(layout.loaded(), "v1\n");
+    assert_eq!(layout.config("agent.conf").as_deref(), Some("v1\n"));
+    // Effective config = the files in config.dir: the local file and the remote one under
+    // main_file.
+    let r = &server.recorder;
+    wait_until(
+        "the effective config",
+        || {
+            r.last_effective()
+                .is_some_and(|e| effective_files(&e).iter().any(|(_, b)| b == "v1\n"))
+        },
+        || format!("{:?}", r.last_effective()),
+    )
+    .await;
+    assert_eq!(
+        effective_files(&r.last_effective().unwrap()),
+        vec![
+            ("agent.conf".to_owned(), "v1\n".to_owned()),
+            ("local.conf".to_owned(), "local settings\n".to_owned()),
+        ]
+    );
+    // The last known good is the new config.
+    let lkg = std::fs::read_to_string(layout.state().join("lkg/agent.conf")).unwrap();
+    assert_eq!(lkg, "v1\n");
+    assert!(layout.log_text().contains("config applied hash="));
+    assert!(agent.terminate().await.success());
+}
+
+#[tokio::test]
+async fn validate_failure_reports_the_validator_message_and_keeps_old_files_rcfg_4() {
+    let validate = r#"validate = { command = "/bin/sh", args = ["-c", "if grep -q bad \"$1\"; then echo \"line 1: syntax error near bad\" >&2; exit 1; fi", "validate", "{file}"] }"#;
+    let (server, layout, mut agent, first) = setup(validate, "").await;
+    let rc = remote_config(&[("", "bad\n")]);
+    offer(&server, &layout, &rc).await;
+    let s = wait_status(
+        &server,
+        &layout,
+        &rc.config_hash,
+        v1::RemoteConfigStatuses::Failed,
+    )
+    .await;
+    assert!(
+        s.error_message.contains("line 1: syntax error near bad"),
+        "{}",
+        s.error_message
+    );
+    assert_eq!(layout.config("agent.conf").as_deref(), Some("v0\n"));
+    assert_eq!(layout.starts(), vec![first], "not restarted");
+    assert!(alive(first));
+    assert!(
+        layout
+            .log_text()
+            .contains("config failed: validation failed")
+    );
+
+    // A good one after it is applied.
+    let rc2 = remote_config(&[("", "good\n")]);
+    offer(&server, &layout, &rc2).await;
+    wait_status(
+        &server,
+        &layout,
+        &rc2.config_hash,
+        v1::RemoteConfigStatuses::Applied,
+    )
+    .await;
+    assert_eq!(layout.config("agent.conf").as_deref(), Some("good\n"));
+    assert!(agent.terminate().await.success());
+}
+
+#[tokio::test]
+async fn crash_within_the_health_gate_rolls_back_to_last_known_good_rcfg_4() {
+    let (server, layout, mut agent, first) = setup("", "").await;
+    let good = remote_config(&[("", "v1\n")]);
+    offer(&server, &layout, &good).await;
+    wait_status(
+        &server,
+        &layout,
+        &good.config_hash,
+        v1::RemoteConfigStatuses::Applied,
+    )
+    .await;
+    let v1_pid = wait_running(&layout, &[first]).await;
+
+    let bad = remote_config(&[("", "crash\n")]);
+    offer(&server, &layout, &bad).await;
+    let s = wait_status(
+        &server,
+        &layout,
+        &bad.config_hash,
+        v1::RemoteConfigStatuses::Failed,
+    )
+    .await;
+    assert!(
+        s.error_message
+            .contains("process exited with status 3 within the health gate"),
+        "{}",
+        s.error_message
+    );
+    assert!(
+        s.error_message.contains("rolled back to last known good"),
+        "{}",
+        s.error_message
+    );
+    // The last known good files are back and running; the LKG copy is unchanged.
+    let pid = wait_running(&layout, &[first, v1_pid]).await;
+    assert!(alive(pid));
+    assert_eq!(layout.config("agent.conf").as_deref(), Some("v1\n"));
+    assert_eq!(layout.loaded(), "v1\n");
+    let lkg = std::fs::read_to_string(layout.state().join("lkg/agent.conf")).unwrap();
+    assert_eq!(lkg, "v1\n");
+    let state = std::fs::read_to_string(layout.state().join("agent-state.json")).unwrap();
+    assert!(state.contains("\"failed\""), "{state}");
+    assert!(layout.log_text().contains("rolled back to last known good"));
+    // The effective config reports what runs: v1.
+    let e = server.recorder.last_effective().unwrap();
+    assert!(effective_files(&e).contains(&("agent.conf".to_owned(), "v1\n".to_owned())));
+    assert!(agent.terminate().await.success());
+}
+
+#[tokio::test]
+async fn crash_in_steady_state_restarts_and_reports_unhealthy_then_healthy_hlth_4() {
+    let checks = r#"
+[[health.checks]]
+name = "process"
+type = "process"
+interval = "1s"
+timeout = "1s"
+failure_threshold = 1
+recovery_threshold = 1
+"#;
+    let (server, layout, mut agent, first) = setup("", checks).await;
+    let r = &server.recorder;
+    wait_until(
+        "healthy",
+        || r.healths().last().is_some_and(|h| h.healthy),
+        || format!("{:?}", r.healths()),
+    )
+    .await;
+    signal(first, "KILL");
+    wait_until(
+        "unhealthy with the exit as last_error",
+        || {
+            r.healths()
+                .iter()
+                .any(|h| !h.healthy && h.last_error.contains("killed by signal SIGKILL"))
+        },
+        || format!("{:?}\n{}", r.healths(), layout.log_text()),
+    )
+    .await;
+    let second = wait_running(&layout, &[first]).await;
+    assert_ne!(second, first);
+    wait_until(
+        "healthy again",
+        || {
+            let hs = r.healths();
+            let down = hs.iter().rposition(|h| !h.healthy).unwrap_or(0);
+            hs[down..].iter().any(|h| {
+                h.healthy
+                    && h.component_health_map
+                        .get("process")
+                        .is_some_and(|c| c.healthy)
+            })
+        },
+        || format!("{:?}", r.healths()),
+    )
+    .await;
+    assert!(layout.log_text().contains("process exited status=SIGKILL"));
+    assert!(agent.terminate().await.success());
+}
+
+#[tokio::test]
+async fn restart_command_restarts_the_process_cmd_1() {
+    let (server, layout, mut agent, first) = setup("", "").await;
+    let r = &server.recorder;
+    wait_until(
+        "AcceptsRestartCommand",
+        || {
+            r.capabilities()
+                .contains(AgentCapabilities::ACCEPTS_RESTART_COMMAND)
+        },
+        || format!("{:?}", r.capabilities()),
+    )
+    .await;
+    let before = r.messages().len();
+    // Pushed over the WebSocket (CMD-1).
+    let uid = opamp_proto::InstanceUid::from_bytes(&r.messages()[0].instance_uid).unwrap();
+    server
+        .server
+        .push(
+            uid,
+            v1::ServerToAgent {
+                command: Some(v1::ServerToAgentCommand {
+                    r#type: v1::CommandType::Restart as i32,
+                }),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let second = wait_running(&layout, &[first]).await;
+    assert_ne!(second, first);
+    assert!(!alive(first));
+    assert!(r.messages().len() >= before);
+    assert!(layout.log_text().contains("restart command received"));
+    assert!(agent.terminate().await.success());
+}
+
+#[tokio::test]
+async fn restarted_opamp_agent_keeps_its_uid_and_reapplies_nothing_rcfg_5() {
+    let (server, layout, mut agent, first) = setup("", "").await;
+    let rc = remote_config(&[("", "v1\n")]);
+    offer(&server, &layout, &rc).await;
+    wait_status(
+        &server,
+        &layout,
+        &rc.config_hash,
+        v1::RemoteConfigStatuses::Applied,
+    )
+    .await;
+    let applied_pid = wait_running(&layout, &[first]).await;
+    assert!(agent.terminate().await.success());
+    let uid = server.recorder.messages()[0].instance_uid.clone();
+    let loads_before = layout.loads();
+    let starts_before = layout.starts().len();
+    let messages_before = server.recorder.messages().len();
+
+    // Again, same state dir; the server still offers the same config.
+    let mut agent = Agent::start(&layout);
+    let pid = wait_running(&layout, &[first, applied_pid]).await;
+    let r = &server.recorder;
+    wait_until(
+        "the second run's status report",
+        || {
+            r.messages()[messages_before..].iter().any(|m| {
+                m.remote_config_status
+                    .as_ref()
+                    .is_some_and(|s| s.last_remote_config_hash == rc.config_hash)
+            })
+        },
+        || layout.log_text(),
+    )
+    .await;
+    // The server does not resend a config the agent reports (RCFG-5); wait until the
+    // second run reported a healthy process, well after the first reply was handled.
+    wait_until(
+        "a healthy report from the second run",
+        || {
+            r.messages()[messages_before..]
+                .iter()
+                .filter(|m| m.health.as_ref().is_some_and(|h| h.healthy))
+                .count()
+                >= 1
+                && r.messages().len() >= messages_before + 3
+        },
+        || layout.log_text(),
+    )
+    .await;
+    assert_eq!(
+        r.uids().iter().filter(|u| **u != uid).count(),
+        0,
+        "same instance uid"
+    );
+    assert_eq!(
+        layout.starts().len(),
+        starts_before + 1,
+        "one start, no restart"
+    );
+    assert_eq!(layout.loads(), loads_before + 1);
+    assert_eq!(layout.pid(), Some(pid));
+    assert_eq!(
+        status_of(&r.last_status().unwrap()),
+        v1::RemoteConfigStatuses::Applied
+    );
+    assert_eq!(layout.loaded(), "v1\n");
+    assert!(agent.terminate().await.success());
+}
+
+#[tokio::test]
+async fn sigterm_stops_the_child_sigkill_after_timeout_then_disconnects_exit_0_disc_1() {
+    let server = TestServer::start().await;
+    let layout = Layout::new();
+    layout.write_config(&server.ws_url(), true, "", "");
+    layout.seed("ignore-term\n");
+    let mut agent = Agent::start(&layout);
+    let pid = wait_running(&layout, &[]).await;
+    let r = &server.recorder;
+    wait_until(
+        "a first message",
+        || !r.messages().is_empty(),
+        || layout.log_text(),
+    )
+    .await;
+    let status = agent.terminate().await;
+    assert_eq!(status.code(), Some(0), "{}", layout.log_text());
+    assert!(!alive(pid), "the child is gone");
+    let log = layout.log_text();
+    assert!(log.contains("SIGTERM received"), "{log}");
+    assert!(log.contains("SIGKILL"), "{log}");
+    wait_until(
+        "agent_disconnect",
+        || r.disconnected(),
+        || layout.log_text(),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn signal_apply_mode_sends_the_signal_without_restart_rcfg_3() {
+    let (server, layout, mut agent, first) = setup("apply = \"signal:SIGHUP\"", "").await;
+    let rc = remote_config(&[("", "v1\n")]);
+    offer(&server, &layout, &rc).await;
+    wait_status(
+        &server,
+        &layout,
+        &rc.config_hash,
+        v1::RemoteConfigStatuses::Applied,
+    )
+    .await;
+    assert_eq!(layout.starts(), vec![first]);
+    assert_eq!(layout.loaded(), "v1\n");
+    assert_eq!(layout.loads(), 2);
+    assert!(agent.terminate().await.success());
+}
+
+#[tokio::test]
+async fn remote_file_may_not_override_a_local_file_rcfg_12() {
+    let (server, layout, mut agent, first) = setup("", "").await;
+    let rc = remote_config(&[("local.conf", "evil\n")]);
+    offer(&server, &layout, &rc).await;
+    let s = wait_status(
+        &server,
+        &layout,
+        &rc.config_hash,
+        v1::RemoteConfigStatuses::Failed,
+    )
+    .await;
+    assert_eq!(
+        s.error_message,
+        "local file local.conf cannot be overridden"
+    );
+    assert_eq!(
+        layout.config("local.conf").as_deref(),
+        Some("local settings\n")
+    );
+    let rc = remote_config(&[("../escape.conf", "x\n")]);
+    offer(&server, &layout, &rc).await;
+    let s = wait_status(
+        &server,
+        &layout,
+        &rc.config_hash,
+        v1::RemoteConfigStatuses::Failed,
+    )
+    .await;
+    assert!(
+        s.error_message.starts_with("invalid file name"),
+        "{}",
+        s.error_message
+    );
+    assert!(!layout.state().join("escape.conf").exists());
+    assert_eq!(layout.starts(), vec![first]);
+    assert!(agent.terminate().await.success());
+}
+
+#[tokio::test]
+async fn accept_remote_false_neither_advertises_nor_applies_sec_6() {
+    let server = TestServer::start().await;
+    let layout = Layout::new();
+    layout.write_config(&server.ws_url(), false, "", "");
+    layout.seed("v0\n");
+    let rc = remote_config(&[("", "v1\n")]);
+    *server.recorder.offer.lock().unwrap() = Some(rc.clone());
+    let mut agent = Agent::start(&layout);
+    let first = wait_running(&layout, &[]).await;
+    let r = &server.recorder;
+    // Wait for a health report after the process started: the agent has been talking for
+    // a while with the offer in every reply.
+    wait_until(
+        "a healthy report",
+        || r.healths().iter().any(|h| h.healthy),
+        || layout.log_text(),
+    )
+    .await;
+    assert!(
+        r.capabilities()
+            .contains(AgentCapabilities::REPORTS_REMOTE_CONFIG)
+    );
+    assert!(
+        !r.capabilities()
+            .contains(AgentCapabilities::ACCEPTS_REMOTE_CONFIG)
+    );
+    assert!(
+        r.messages()
+            .iter()
+            .filter_map(|m| m.remote_config_status.as_ref())
+            .all(|s| s.last_remote_config_hash != rc.config_hash)
+    );
+    assert_eq!(layout.config("agent.conf").as_deref(), Some("v0\n"));
+    assert_eq!(layout.starts(), vec![first]);
+    assert!(agent.terminate().await.success());
+}
+
+#[tokio::test]
+async fn description_has_configured_and_detected_attributes_desc_1_desc_2() {
+    let (server, layout, mut agent, _) = setup("", "").await;
+    let r = &server.recorder;
+    wait_until(
+        "a description",
+        || r.description().is_some(),
+        || layout.log_text(),
+    )
+    .await;
+    let d = r.description().unwrap();
+    let get = |list: &[v1::KeyValue], k: &str| {
+        list.iter().find(|kv| kv.key == k).and_then(|kv| {
+            match kv.value.as_ref()?.value.as_ref()? {
+                v1::any_value::Value::StringValue(s) => Some(s.clone()),
+                _ => None,
+            }
+        })
+    };
+    assert_eq!(
+        get(&d.identifying_attributes, "service.name").as_deref(),
+        Some("script-agent")
+    );
+    let uid = opamp_proto::InstanceUid::from_bytes(&r.messages()[0].instance_uid).unwrap();
+    assert_eq!(
+        get(&d.identifying_attributes, "service.instance.id"),
+        Some(uid.to_string())
+    );
+    for key in ["os.type", "os.version", "host.name", "host.arch"] {
+        assert!(
+            get(&d.non_identifying_attributes, key).is_some(),
+            "{key}: {d:?}"
+        );
+    }
+    assert!(agent.terminate().await.success());
+}
+
+#[tokio::test]
+async fn bad_config_file_exits_2_naming_the_key_and_the_file() {
+    let layout = Layout::new();
+    std::fs::write(
+        layout.config_file(),
+        "state_dir = \"s\"\n[server]\nendpoint = \"ws://127.0.0.1:1/v1/opamp\"\n[process]\ncommand = \"/bin/true\"\nstop_timeout = \"soon\"\n",
+    )
+    .unwrap();
+    let out = tokio::time::timeout(
+        DEADLINE,
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_opamp-agent"))
+            .arg("--config")
+            .arg(layout.config_file())
+            .output(),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&layout.config_file().display().to_string()),
+        "{err}"
+    );
+    assert!(err.contains("stop_timeout"), "{err}");
+
+    std::fs::write(
+        layout.config_file(),
+        "state_dir = \"s\"\n[server]\nendpoint = \"ftp://x\"\n[process]\ncommand = \"/bin/true\"\n",
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_opamp-agent"))
+        .arg("--config")
+        .arg(layout.config_file())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("server.endpoint"));
+}
+
+#[tokio::test]
+async fn own_metrics_are_posted_to_the_offered_endpoint_own_3_own_4_own_7() {
+    use axum::body::Bytes;
+    use axum::http::HeaderMap;
+    use opamp_telemetry::otlp;
+    use prost::Message as _;
+    use std::sync::{Arc, Mutex};
+
+    type Seen = Arc<Mutex<Vec<(HeaderMap, Bytes)>>>;
+    let seen: Seen = Arc::default();
+    let app = axum::Router::new()
+        .route(
+            "/v1/metrics",
+            axum::routing::post(
+                |axum::extract::State(seen): axum::extract::State<Seen>,
+                 headers: HeaderMap,
+                 body: Bytes| async move {
+                    seen.lock().unwrap().push((headers, body));
+                    ""
+                },
+            ),
+        )
+        .with_state(Arc::clone(&seen));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let otlp_addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+
+    let server = TestServer::start().await;
+    *server.recorder.connection_settings.lock().unwrap() = Some(v1::ConnectionSettingsOffers {
+        hash: vec![7; 32],
+        own_metrics: Some(v1::TelemetryConnectionSettings {
+            destination_endpoint: format!("http://{otlp_addr}/v1/metrics"),
+            headers: Some(v1::Headers {
+                headers: vec![v1::Header {
+                    key: "X-Token".into(),
+                    value: "secret-1".into(),
+                }],
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    });
+    let layout = Layout::new();
+    layout.write_config(
+        &server.ws_url(),
+        true,
+        "",
+        "[own_metrics]\ninterval = \"1s\"\n",
+    );
+    layout.seed("v0\n");
+    let mut agent = Agent::start(&layout);
+    wait_running(&layout, &[]).await;
+    // A POST that carries process metrics (the first one may precede the process start).
+    wait_until(
+        "an OTLP POST with process metrics",
+        || {
+            seen.lock().unwrap().iter().any(|(_, body)| {
+                otlp::ExportMetricsServiceRequest::decode(&body[..]).is_ok_and(|r| {
+                    r.resource_metrics
+                        .iter()
+                        .flat_map(|rm| &rm.scope_metrics)
+                        .flat_map(|s| &s.metrics)
+                        .any(|m| m.name == "process.cpu.time")
+                })
+            })
+        },
+        || layout.log_text(),
+    )
+    .await;
+    let (headers, body) = seen.lock().unwrap().last().cloned().unwrap();
+    assert_eq!(
+        headers.get("content-type").unwrap(),
+        "application/x-protobuf"
+    );
+    assert_eq!(headers.get("x-token").unwrap(), "secret-1");
+    let req = otlp::ExportMetricsServiceRequest::decode(&body[..]).unwrap();
+    let rm = &req.resource_metrics[0];
+    let attrs = &rm.resource.as_ref().unwrap().attributes;
+    assert!(attrs.iter().any(|kv| kv.key == "service.name"));
+    let names: Vec<&str> = rm
+        .scope_metrics
+        .iter()
+        .flat_map(|s| &s.metrics)
+        .map(|m| m.name.as_str())
+        .collect();
+    for n in [
+        "process.cpu.time",
+        "process.memory.usage",
+        "process.thread.count",
+    ] {
+        assert!(names.contains(&n), "{n}: {names:?}");
+    }
+    // The offer's status is reported (CSS-*).
+    let r = &server.recorder;
+    wait_until(
+        "connection settings status",
+        || {
+            r.messages().iter().any(|m| {
+                m.connection_settings_status.as_ref().is_some_and(|s| {
+                    s.last_connection_settings_hash == vec![7; 32]
+                        && s.status == v1::ConnectionSettingsStatuses::Applied as i32
+                })
+            })
+        },
+        || layout.log_text(),
+    )
+    .await;
+    assert!(agent.terminate().await.success());
+}
