@@ -29,6 +29,8 @@ struct Gate {
     deadline: Instant,
 }
 
+// Lives for one loop turn; boxing the client event would only add an allocation.
+#[allow(clippy::large_enum_variant)]
 enum Wake {
     Client(Option<ClientEvent>),
     Exited(std::io::Result<std::process::ExitStatus>, Duration),

@@ -1,6 +1,8 @@
 //! The real `opamp-agent` binary managing a `/bin/sh` script agent, against an
 //! opamp-server library server in the test process.
 
+#![allow(clippy::unwrap_used)]
+
 mod support;
 
 use opamp_proto::{AgentCapabilities, v1};

@@ -2,7 +2,7 @@
 //! AgentToServer and offers what the test says, the real `opamp-agent` binary managing a
 //! small `/bin/sh` script "agent", and wait helpers (deadlines are deadlock guards only).
 
-#![allow(dead_code, unreachable_pub)]
+#![allow(dead_code, unreachable_pub, clippy::unwrap_used)]
 
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
