@@ -1,5 +1,6 @@
 //! The `opamp-agent` binary: `opamp-agent --config FILE [--state-dir DIR]`.
 
+use std::io::IsTerminal as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -39,8 +40,11 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // Colours only on a terminal (and never with NO_COLOR set).
+    let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi)
         .with_writer(std::io::stderr);
     match cli.log_format {
         LogFormat::Text => builder.init(),
