@@ -58,6 +58,8 @@ wait_agent() {
     sleep 0.2
   done
   echo "agent $1 never matched $2" >&2
+  curl -fsS "$admin/api/v1/agents" >&2 || true
+  tail -n 30 "$work"/*/agent.log >&2 || true
   return 1
 }
 
@@ -112,8 +114,8 @@ EOF
   local uid
   uid="$(wait_agent "$name" '.connected')"
   if [ "$name" = collectd ]; then
-    local body
-    body="$(printf 'LoadPlugin load\nLoadPlugin memory\n')"
+    # (collectd refuses a last line without its newline: no $(...) here.)
+    local body=$'LoadPlugin load\nLoadPlugin memory\n'
     curl -fsS -X POST -H 'content-type: application/json' "$admin/api/v1/configs" \
       -d "$(jq -n --arg b "$body" '{name: "footprint", files: {"collectd.conf": {content_type: "text/plain", body: $b}}}')" >/dev/null
     curl -fsS -X POST -H 'content-type: application/json' "$admin/api/v1/assignments" \
@@ -127,19 +129,20 @@ EOF
   sleep "$idle"
   t1="$(date +%s.%N)"
   c1="$(ticks "$pid")"
-  local rss pss hwm cpu
+  local rss pss hwm cpu anon
   rss="$(kib "/proc/$pid/status" VmRSS)"
+  anon="$(kib "/proc/$pid/smaps_rollup" Anonymous)"
   hwm="$(kib "/proc/$pid/status" VmHWM)"
   pss="$(kib "/proc/$pid/smaps_rollup" Pss)"
   cpu="$(awk -v a="$c0" -v b="$c1" -v t0="$t0" -v t1="$t1" -v hz="$tck" \
     'BEGIN { printf "%.2f", (b - a) / hz / (t1 - t0) * 100 }')"
   local threads
   threads="$(awk '$1 == "Threads:" { print $2 }' "/proc/$pid/status")"
-  rows+=("| $name | $(awk -v k="$rss" 'BEGIN { printf "%.2f", k / 1024 }') MiB | $(awk -v k="$pss" 'BEGIN { printf "%.2f", k / 1024 }') MiB | $(awk -v k="$hwm" 'BEGIN { printf "%.2f", k / 1024 }') MiB | $cpu % ($((c1 - c0)) ticks in ${idle} s) | $threads |")
+  rows+=("| $name | $(awk -v k="$rss" 'BEGIN { printf "%.2f", k / 1024 }') MiB | $(awk -v k="$pss" 'BEGIN { printf "%.2f", k / 1024 }') MiB | $(awk -v k="$hwm" 'BEGIN { printf "%.2f", k / 1024 }') MiB | $(awk -v k="$anon" 'BEGIN { printf "%.2f", k / 1024 }') MiB | $cpu % ($((c1 - c0)) ticks in ${idle} s) | $threads |")
   echo "## $name: largest mappings of opamp-agent (pid $pid) by RSS" >&2
-  awk '/^[0-9a-f]+-[0-9a-f]+ / { name = ($6 == "" ? "[anon]" : $6) } $1 == "Rss:" { rss[name] += $2 }
+  awk '/^[0-9a-f]+-[0-9a-f]+ / { name = ($6 == "" ? "[anon]" : $6 " (" $2 ")") } $1 == "Rss:" { rss[name] += $2 }
        END { for (n in rss) if (rss[n] > 0) printf "%8d KiB  %s\n", rss[n], n }' "/proc/$pid/smaps" |
-    sort -rn | head -n 12 >&2
+    sort -rn | head -n 14 >&2
   kill "$pid"
   wait "$pid" 2>/dev/null || true
 }
@@ -148,8 +151,8 @@ EOF
 run sleep /bin/sleep infinity
 
 echo
-echo "- Date: $(date -u '+%Y-%m-%d %H:%M UTC'); $(nproc) CPUs; idle window ${idle} s after a 5 s settle; opamp-agent $(git -C "$repo" rev-parse --short HEAD) (release)"
+echo "- Date: $(date -u '+%Y-%m-%d %H:%M UTC'); $(nproc) CPUs; idle window ${idle} s after a 5 s settle; opamp-agent ${AGENT_COMMIT:-$(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo unknown)} (release)"
 echo
-echo "| managed process | RSS (VmRSS) | PSS (smaps_rollup) | peak RSS (VmHWM) | CPU | threads |"
-echo "|---|---|---|---|---|---|"
+echo "| managed process | RSS (VmRSS) | PSS (smaps_rollup) | peak RSS (VmHWM) | anonymous (smaps_rollup) | CPU | threads |"
+echo "|---|---|---|---|---|---|---|"
 printf '%s\n' "${rows[@]}"

@@ -112,8 +112,8 @@ fn effective(detail: &Value) -> &Value {
 }
 
 #[tokio::test]
-async fn collectd_good_config_restarts_it_and_is_applied_with_effective_config_rcfg_3_eff_1_eff_5()
-{
+async fn collectd_good_config_restarts_it_and_is_applied_with_effective_config_rcfg_3_rcfg_11_eff_2()
+ {
     collectd_or_skip!("collectd_good_config_restarts_it_and_is_applied_with_effective_config");
     let w = start("1s").await;
     // Before any remote config, collectd runs on the local part alone (no read plugin).
@@ -203,7 +203,7 @@ async fn collectd_good_config_restarts_it_and_is_applied_with_effective_config_r
 }
 
 #[tokio::test]
-async fn collectd_broken_config_fails_validation_with_its_message_old_config_keeps_running_rcfg_4()
+async fn collectd_broken_config_fails_validation_with_its_message_old_config_keeps_running_rcfg_6()
 {
     collectd_or_skip!(
         "collectd_broken_config_fails_validation_with_its_message_old_config_keeps_running"
@@ -240,7 +240,7 @@ async fn collectd_broken_config_fails_validation_with_its_message_old_config_kee
 }
 
 #[tokio::test]
-async fn collectd_killed_is_restarted_and_reported_unhealthy_then_healthy_hlth_4_hlth_5() {
+async fn collectd_killed_is_restarted_and_reported_unhealthy_then_healthy_hlth_1_hlth_4() {
     collectd_or_skip!("collectd_killed_is_restarted_and_reported_unhealthy_then_healthy");
     // A restart backoff long enough for the unhealthy report to be seen by polling the
     // admin API every 100 ms.
@@ -277,7 +277,7 @@ async fn collectd_killed_is_restarted_and_reported_unhealthy_then_healthy_hlth_4
 }
 
 #[tokio::test]
-async fn collectd_restart_command_restarts_it_cmd_1() {
+async fn collectd_restart_command_restarts_it_cmd_3() {
     collectd_or_skip!("collectd_restart_command_restarts_it");
     let w = start("1s").await;
     let (status, body) = w

@@ -21,7 +21,7 @@ const LOAD: &str = "LoadPlugin load\n";
 const APPLIED: u64 = 1;
 
 #[tokio::test]
-async fn mock_server_config_is_applied_to_collectd_and_reported_rcfg_3_eff_1_http_1() {
+async fn mock_server_config_is_applied_to_collectd_and_reported_rcfg_3_eff_2_http_1_disc_4() {
     let test = "mock_server_config_is_applied_to_collectd_and_reported";
     let peers = peers_or_skip!(test);
     collectd_or_skip!(test);
