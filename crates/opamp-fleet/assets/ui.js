@@ -63,12 +63,13 @@
   }
 
   // Debounce: one refresh after a burst, and one more a moment later (agent reports are
-  // written to the store in small batches just after the event).
+  // written to the store in small batches just after the event, and the server reuses its
+  // copy of the agent list for up to 2 s while no new event arrives).
   function schedule() {
     if (timer) clearTimeout(timer);
     timer = setTimeout(refresh, 300);
     if (again) clearTimeout(again);
-    again = setTimeout(refresh, 1500);
+    again = setTimeout(refresh, 2500);
   }
 
   var types = [

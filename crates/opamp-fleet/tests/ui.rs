@@ -920,3 +920,38 @@ async fn overview_counts_agents_by_connection_health_sync_and_type() {
             .contains(r#"href="/agents?selector=service.name%3Dcart""#)
     );
 }
+
+#[tokio::test]
+async fn the_shared_agent_list_is_read_again_after_any_fleet_event() {
+    let env = Env::open().await;
+    add_agent(&env, 1, "checkout", |_| {}).await;
+    let mut b = Browser::new(&env);
+    let p = b.get("/agents?fragment=agents-table").await;
+    assert!(p.body.contains("of 1"), "{}", p.body);
+    // Written behind the fleet's back (no event): the copy, at most 2 s old, may be reused.
+    add_agent(&env, 2, "checkout", |_| {}).await;
+    // Any event makes the next page read the store again.
+    let mut events = env.fleet.subscribe_events();
+    env.store
+        .set_labels(
+            &opamp_store::Actor::system("test"),
+            uid(1),
+            [("k".to_owned(), "v".to_owned())].into(),
+        )
+        .await
+        .unwrap();
+    tokio::time::timeout(support::WAIT, async {
+        while events.recv().await.unwrap().kind != "labels_changed" {}
+    })
+    .await
+    .unwrap();
+    let deadline = tokio::time::Instant::now() + support::WAIT;
+    loop {
+        let p = b.get("/agents?fragment=agents-table").await;
+        if p.body.contains("of 2") {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{}", p.body);
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}

@@ -153,6 +153,7 @@ pub(crate) async fn run(s: Settings) -> anyhow::Result<()> {
     println!(
         "  admin API  http://{admin_addr}/api/v1/  (OpenAPI: http://{admin_addr}/api/v1/openapi.json)"
     );
+    println!("  web UI     http://{admin_addr}/");
     println!("  metrics    http://{admin_addr}/metrics");
     println!("  store      {}", s.store_display());
     write_ports(&s.data_dir, opamp_addr, admin_addr, tls.is_some());

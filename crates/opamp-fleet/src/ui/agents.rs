@@ -9,7 +9,7 @@ use axum::response::Response;
 use maud::{Markup, html};
 use opamp_proto::AgentCapabilities;
 use opamp_store::{
-    Agent, AgentEvent, AgentEventKind, AgentFilter, PageRequest, RemoteConfigState, Role, Timestamp,
+    Agent, AgentEvent, AgentEventKind, PageRequest, RemoteConfigState, Role, Timestamp,
 };
 use serde::Deserialize;
 
@@ -19,30 +19,10 @@ use super::{
     Nav, Ui, UiError, UiResult, connection_badge, csrf_field, encode, fragment, health_badge,
     healthy, json_text, notice, page, query, see_other, sync_badge, time,
 };
+use crate::SyncState;
 use crate::api::types::{AssignmentRequest, LabelValue, capability_names, hex};
 use crate::api::{ApiJson, ApiPath, ApiQuery};
-use crate::selector::{Op, Selector};
-use crate::{Fleet, SyncState};
-
-/// Every agent matching `filter`, read from the store page by page.
-pub(crate) async fn scan_agents(fleet: &Fleet, filter: AgentFilter) -> UiResult<Vec<Agent>> {
-    let mut out = Vec::new();
-    let mut page = PageRequest::first(1000);
-    loop {
-        let p = fleet
-            .timed(
-                "list_agents",
-                fleet.store().list_agents(filter.clone(), page.clone()),
-            )
-            .await?;
-        out.extend(p.items);
-        match p.next_cursor {
-            Some(c) => page = PageRequest::after(c, 1000),
-            None => break,
-        }
-    }
-    Ok(out)
-}
+use crate::selector::Selector;
 
 // ---------------------------------------------------------------------------------------
 // The list
@@ -89,8 +69,8 @@ const SORTS: [(&str, &str); 7] = [
 ];
 
 /// One row, with what sorting and rendering need.
-struct Row {
-    agent: Agent,
+struct Row<'a> {
+    agent: &'a Agent,
     service: String,
     version: String,
     host: String,
@@ -108,7 +88,7 @@ fn sync_rank(s: SyncState) -> u8 {
     }
 }
 
-fn compare(sort: &str, a: &Row, b: &Row) -> Ordering {
+fn compare(sort: &str, a: &Row<'_>, b: &Row<'_>) -> Ordering {
     let by_name = || {
         a.service
             .cmp(&b.service)
@@ -145,33 +125,26 @@ fn matches_text(a: &Agent, labels: &std::collections::BTreeMap<String, String>, 
 }
 
 /// The filtered, sorted rows and the selector error, if any.
-async fn rows(fleet: &Fleet, q: &ListQuery) -> UiResult<(Vec<Row>, Option<String>)> {
+fn rows<'a>(ui: &Ui, agents: &'a [Agent], q: &ListQuery) -> (Vec<Row<'a>>, Option<String>) {
     let (selector, selector_error) = match Selector::parse(q.selector.trim()) {
         Ok(s) => (s, None),
         Err(e) => (Selector::everything(), Some(e.to_string())),
     };
-    let filter = AgentFilter {
-        connected: match q.connected.as_str() {
-            "true" => Some(true),
-            "false" => Some(false),
-            _ => None,
-        },
-        labels: selector.equalities(),
-        has_labels: selector
-            .requirements
-            .iter()
-            .filter(|r| matches!(r.op, Op::Exists | Op::In(_)))
-            .map(|r| r.key.clone())
-            .collect(),
-        ..AgentFilter::default()
+    let connected = match q.connected.as_str() {
+        "true" => Some(true),
+        "false" => Some(false),
+        _ => None,
     };
     let sync = SyncState::parse(&q.sync);
     let text = q.q.trim();
-    let agents = scan_agents(fleet, filter).await?;
+    let fleet = &ui.fleet;
     let mut out = Vec::with_capacity(agents.len());
     for agent in agents {
+        if connected.is_some_and(|c| c != agent.connected) {
+            continue;
+        }
         let labels = agent.effective_labels();
-        if !selector.matches(&labels) || !matches_text(&agent, &labels, text) {
+        if !selector.matches(&labels) || !matches_text(agent, &labels, text) {
             continue;
         }
         let h = healthy(agent.health.as_ref());
@@ -184,14 +157,14 @@ async fn rows(fleet: &Fleet, q: &ListQuery) -> UiResult<(Vec<Row>, Option<String
         if !health_ok {
             continue;
         }
-        let (_, state) = fleet.view_of(&agent);
+        let (_, state) = fleet.view_of(agent);
         if sync.is_some_and(|s| s != state) {
             continue;
         }
         out.push(Row {
-            service: attr_text(&agent, "service.name"),
-            version: attr_text(&agent, "service.version"),
-            host: attr_text(&agent, "host.name"),
+            service: attr_text(agent, "service.name"),
+            version: attr_text(agent, "service.version"),
+            host: attr_text(agent, "host.name"),
             healthy: h,
             sync: state,
             agent,
@@ -206,7 +179,7 @@ async fn rows(fleet: &Fleet, q: &ListQuery) -> UiResult<(Vec<Row>, Option<String
     if q.dir == "desc" {
         out.reverse();
     }
-    Ok((out, selector_error))
+    (out, selector_error)
 }
 
 fn list_url(q: &ListQuery, sort: &str, dir: &str, page: usize) -> String {
@@ -236,7 +209,7 @@ fn remote_status_text(a: &Agent) -> Option<&'static str> {
     a.remote_config_status.as_ref().map(|s| s.status.as_str())
 }
 
-fn table(q: &ListQuery, rows: &[Row], now: Timestamp) -> Markup {
+fn table(q: &ListQuery, rows: &[Row<'_>], now: Timestamp) -> Markup {
     let per = q.per.unwrap_or(50).clamp(1, 500);
     let pages = rows.len().div_ceil(per).max(1);
     let page = q.page.unwrap_or(1).clamp(1, pages);
@@ -291,7 +264,7 @@ fn table(q: &ListQuery, rows: &[Row], now: Timestamp) -> Markup {
                                 td { (health_badge(r.healthy)) }
                                 td {
                                     (sync_badge(r.sync))
-                                    @if let Some(s) = remote_status_text(&r.agent) { " " span.rc-status { (s) } }
+                                    @if let Some(s) = remote_status_text(r.agent) { " " span.rc-status { (s) } }
                                 }
                                 td { (time(r.agent.last_seen, now)) }
                             }
@@ -325,7 +298,8 @@ fn select(name: &str, label: &str, current: &str, options: &[(&str, &str)]) -> M
 
 /// Renders the agents page (or its table fragment) for a query.
 pub(crate) async fn render_list(ui: &Ui, session: &Session, q: &ListQuery) -> UiResult<Response> {
-    let (rows, selector_error) = rows(&ui.fleet, q).await?;
+    let agents = ui.snapshot.agents(&ui.fleet).await?;
+    let (rows, selector_error) = rows(ui, &agents, q);
     let now = Timestamp::now();
     let table = table(q, &rows, now);
     if q.fragment.as_deref() == Some("agents-table") {

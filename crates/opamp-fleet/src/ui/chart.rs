@@ -59,8 +59,12 @@ impl ConnectedHistory {
 }
 
 /// Samples the connected count every [`SAMPLE_EVERY`] until the fleet shuts down (only
-/// when a Tokio runtime is running).
-pub(crate) fn spawn_sampler(fleet: Fleet, history: std::sync::Arc<ConnectedHistory>) {
+/// when a Tokio runtime is running), and drops the UI's stale copy of the agents.
+pub(crate) fn spawn_sampler(
+    fleet: Fleet,
+    history: std::sync::Arc<ConnectedHistory>,
+    snapshot: std::sync::Arc<super::snapshot::Snapshot>,
+) {
     let Ok(rt) = tokio::runtime::Handle::try_current() else {
         return;
     };
@@ -73,6 +77,7 @@ pub(crate) fn spawn_sampler(fleet: Fleet, history: std::sync::Arc<ConnectedHisto
                 () = shutdown.cancelled() => break,
                 _ = tick.tick() => {}
             }
+            snapshot.drop_stale();
             let filter = AgentFilter {
                 connected: Some(true),
                 ..AgentFilter::default()

@@ -8,17 +8,17 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use maud::{Markup, html};
 use opamp_config::{ConfigFile, ConfigMap, FileChange, FileDiff};
-use opamp_store::{AgentFilter, AssignmentTarget, PageRequest, Role, Timestamp};
+use opamp_store::{AssignmentTarget, PageRequest, Role, Timestamp};
 use serde::Deserialize;
 
-use super::agents::{parse_version, scan_agents};
+use super::agents::parse_version;
 use super::auth::{self, Session};
 use super::{
     Nav, Ui, UiError, UiResult, csrf_field, encode, fragment, notice, page, query, see_other, time,
 };
+use crate::SyncState;
 use crate::api::ApiJson;
 use crate::api::types::{AssignmentRequest, CreateConfigRequest};
-use crate::{Fleet, SyncState};
 
 /// Agents that should run a config, by sync state.
 #[derive(Debug, Default, Clone, Copy)]
@@ -35,10 +35,11 @@ impl Rollout {
 }
 
 /// Rollouts of every config (from one pass over the agents).
-pub(crate) async fn rollouts(fleet: &Fleet) -> UiResult<HashMap<String, Rollout>> {
-    let agents = scan_agents(fleet, AgentFilter::default()).await?;
+pub(crate) async fn rollouts(ui: &Ui) -> UiResult<HashMap<String, Rollout>> {
+    let fleet = &ui.fleet;
+    let agents = ui.snapshot.agents(fleet).await?;
     let mut out: HashMap<String, Rollout> = HashMap::new();
-    for a in &agents {
+    for a in agents.iter() {
         let (desired, state) = fleet.view_of(a);
         let Some(d) = desired else { continue };
         let r = out.entry(d.config.clone()).or_default();
@@ -143,7 +144,7 @@ pub(crate) async fn list(
         .list_configs(PageRequest::first(1000))
         .await?
         .items;
-    let rollouts = rollouts(&ui.fleet).await?;
+    let rollouts = rollouts(&ui).await?;
     let table = config_table(&configs, &rollouts, Timestamp::now());
     if q.fragment.as_deref() == Some("configs-table") {
         return Ok(fragment(table));
@@ -212,11 +213,7 @@ async fn render_detail(
         }
         Err(e) => return Err(e.into()),
     };
-    let rollout = rollouts(fleet)
-        .await?
-        .get(name)
-        .copied()
-        .unwrap_or_default();
+    let rollout = rollouts(ui).await?.get(name).copied().unwrap_or_default();
     let rollout_region = html! {
         div #config-rollout data-live="config-rollout" { (rollout_bar(&rollout)) }
     };

@@ -54,6 +54,7 @@ mod auth;
 pub mod chart;
 mod configs;
 mod overview;
+mod snapshot;
 
 use auth::Session;
 pub use chart::ConnectedHistory;
@@ -63,16 +64,20 @@ pub use chart::ConnectedHistory;
 pub(crate) struct Ui {
     pub(crate) fleet: Fleet,
     pub(crate) history: Arc<ConnectedHistory>,
+    pub(crate) snapshot: Arc<snapshot::Snapshot>,
 }
 
 /// The UI routes, with their state, to merge into the admin router. Starts the sampler of
 /// the connected-agents chart when a Tokio runtime is running.
 pub(crate) fn router(fleet: &Fleet) -> Router {
     let history = Arc::new(ConnectedHistory::new(chart::CAPACITY));
-    chart::spawn_sampler(fleet.clone(), history.clone());
+    let snapshot = Arc::new(snapshot::Snapshot::default());
+    snapshot.watch(fleet);
+    chart::spawn_sampler(fleet.clone(), history.clone(), snapshot.clone());
     let ui = Ui {
         fleet: fleet.clone(),
         history,
+        snapshot,
     };
     Router::new()
         .route("/", get(overview::show))

@@ -6,10 +6,10 @@ use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
 use maud::{Markup, html};
-use opamp_store::{Agent, AgentFilter, Timestamp};
+use opamp_store::{Agent, Timestamp};
 use serde::Deserialize;
 
-use super::{Nav, Ui, UiResult, agents::scan_agents, auth, chart, fragment, page, query};
+use super::{Nav, Ui, UiResult, auth, chart, fragment, page, query};
 use crate::{Fleet, SyncState};
 
 #[derive(Debug, Default, Deserialize)]
@@ -150,7 +150,7 @@ pub(crate) async fn page_handler(
     q: OverviewQuery,
 ) -> UiResult<Response> {
     let session = auth::session(&ui.fleet, headers, "/").await?;
-    let agents = scan_agents(&ui.fleet, AgentFilter::default()).await?;
+    let agents = ui.snapshot.agents(&ui.fleet).await?;
     let counts = count(&ui.fleet, &agents);
     let now = Timestamp::now();
     let body = body(&counts, &ui.history.samples(), now);
