@@ -166,6 +166,42 @@ mod tests {
         assert_eq!(bad, Outcome::failure("/bin/sh: exited with status 4"));
     }
 
+    #[tokio::test]
+    async fn http_probe_expects_the_status_hlth_4() {
+        let app = axum::Router::new()
+            .route("/ok", axum::routing::get(|| async { "ok" }))
+            .route(
+                "/down",
+                axum::routing::get(|| async {
+                    (axum::http::StatusCode::SERVICE_UNAVAILABLE, "down")
+                }),
+            );
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        tokio::spawn(async move {
+            let _ = axum::serve(l, app).await;
+        });
+        let client = Some(crate::supervisor::http_client());
+        let check = |path: &str, expect_status: u16| CheckKind::Http {
+            url: format!("http://{addr}{path}"),
+            expect_status,
+        };
+        let t = Duration::from_secs(20);
+        assert_eq!(
+            probe(check("/ok", 200), t, client.clone()).await,
+            Outcome::Success
+        );
+        assert_eq!(
+            probe(check("/down", 503), t, client.clone()).await,
+            Outcome::Success
+        );
+        let out = probe(check("/down", 200), t, client).await;
+        assert_eq!(
+            out,
+            Outcome::failure(format!("GET http://{addr}/down: status 503 (expected 200)"))
+        );
+    }
+
     #[tokio::test(start_paused = true)]
     async fn slow_probe_times_out_hlth_4() {
         let out = probe(

@@ -828,3 +828,100 @@ async fn sleep_until(deadline: Option<Instant>) {
         None => std::future::pending().await,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::state::RemoteRecord;
+
+    fn settings(root: &Path) -> Settings {
+        let text = r#"
+state_dir = "state"
+[server]
+endpoint = "ws://127.0.0.1:9/v1/opamp"
+[process]
+command = "/bin/true"
+[config]
+accept_remote = true
+main_file = "main.conf"
+[[config.local]]
+name = "local.conf"
+body = "local"
+"#;
+        Settings::parse(text, &root.join("agent.toml"), None).unwrap()
+    }
+
+    #[test]
+    fn first_start_writes_local_files_and_snapshots_the_initial_lkg() {
+        let d = tempfile::tempdir().unwrap();
+        let s = settings(d.path());
+        std::fs::create_dir_all(&s.config.dir).unwrap();
+        std::fs::write(s.config.dir.join("main.conf"), "operator").unwrap();
+        let state = prepare(&s).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(s.config.dir.join("local.conf")).unwrap(),
+            "local"
+        );
+        let lkg = state.lkg.unwrap();
+        assert_eq!(lkg.remote_hash, None);
+        assert_eq!(lkg.files.keys().collect::<Vec<_>>(), ["main.conf"]);
+        assert_eq!(
+            std::fs::read_to_string(s.state_dir.join("lkg/main.conf")).unwrap(),
+            "operator"
+        );
+        let eff = effective_config(&s, &AgentState::default()).unwrap();
+        assert_eq!(
+            eff.files.keys().collect::<Vec<_>>(),
+            ["local.conf", "main.conf"]
+        );
+        assert_eq!(eff.files["main.conf"].content_type, "text/plain");
+    }
+
+    #[test]
+    fn an_interrupted_apply_is_rolled_back_at_startup() {
+        let d = tempfile::tempdir().unwrap();
+        let s = settings(d.path());
+        std::fs::create_dir_all(&s.config.dir).unwrap();
+        std::fs::write(s.config.dir.join("main.conf"), "good").unwrap();
+        let mut state = prepare(&s).unwrap();
+        // A crash after the swap of a new config, before its gate ended.
+        std::fs::write(s.config.dir.join("main.conf"), "half-applied").unwrap();
+        std::fs::write(s.config.dir.join("extra.conf"), "new").unwrap();
+        state.managed = [
+            ("main.conf".to_owned(), "text/plain".to_owned()),
+            ("extra.conf".to_owned(), "text/plain".to_owned()),
+        ]
+        .into();
+        state.remote = Some(RemoteRecord {
+            hash: "aa".into(),
+            status: RemoteOutcome::Applying,
+            error: String::new(),
+        });
+        state.save(&s.state_dir.join("agent-state.json")).unwrap();
+        let state = prepare(&s).unwrap();
+        assert_eq!(state.remote, None, "the offer is handled as new");
+        assert_eq!(
+            std::fs::read_to_string(s.config.dir.join("main.conf")).unwrap(),
+            "good"
+        );
+        assert!(!s.config.dir.join("extra.conf").exists());
+    }
+
+    #[test]
+    fn accepts_remote_config_only_when_configured_sec_6() {
+        assert!(capabilities(true).contains(AgentCapabilities::ACCEPTS_REMOTE_CONFIG));
+        assert!(!capabilities(false).contains(AgentCapabilities::ACCEPTS_REMOTE_CONFIG));
+        for c in [
+            AgentCapabilities::REPORTS_STATUS,
+            AgentCapabilities::REPORTS_EFFECTIVE_CONFIG,
+            AgentCapabilities::REPORTS_HEALTH,
+            AgentCapabilities::REPORTS_REMOTE_CONFIG,
+            AgentCapabilities::ACCEPTS_RESTART_COMMAND,
+            AgentCapabilities::REPORTS_OWN_METRICS,
+        ] {
+            assert!(capabilities(false).contains(c));
+        }
+    }
+}
