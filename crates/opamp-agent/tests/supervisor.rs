@@ -107,7 +107,7 @@ async fn setup(extra_config: &str, extra: &str) -> (TestServer, Layout, Agent, u
 }
 
 #[tokio::test]
-async fn remote_config_is_applied_and_effective_config_reported_rcfg_3_eff_1_eff_5() {
+async fn remote_config_is_applied_and_effective_config_reported_rcfg_3_eff_2_eff_5() {
     let (server, layout, mut agent, first) = setup("", "").await;
     let rc = remote_config(&[("", "v1\n")]);
     offer(&server, &layout, &rc).await;
@@ -150,7 +150,7 @@ async fn remote_config_is_applied_and_effective_config_reported_rcfg_3_eff_1_eff
 }
 
 #[tokio::test]
-async fn validate_failure_reports_the_validator_message_and_keeps_old_files_rcfg_4() {
+async fn validate_failure_reports_the_validator_message_and_keeps_old_files_rcfg_6() {
     let validate = r#"validate = { command = "/bin/sh", args = ["-c", "if grep -q bad \"$1\"; then echo \"line 1: syntax error near bad\" >&2; exit 1; fi", "validate", "{file}"] }"#;
     let (server, layout, mut agent, first) = setup(validate, "").await;
     let rc = remote_config(&[("", "bad\n")]);
@@ -191,7 +191,7 @@ async fn validate_failure_reports_the_validator_message_and_keeps_old_files_rcfg
 }
 
 #[tokio::test]
-async fn crash_within_the_health_gate_rolls_back_to_last_known_good_rcfg_4() {
+async fn crash_within_the_health_gate_rolls_back_to_last_known_good_rcfg_6() {
     let (server, layout, mut agent, first) = setup("", "").await;
     let good = remote_config(&[("", "v1\n")]);
     offer(&server, &layout, &good).await;
@@ -241,7 +241,7 @@ async fn crash_within_the_health_gate_rolls_back_to_last_known_good_rcfg_4() {
 }
 
 #[tokio::test]
-async fn crash_in_steady_state_restarts_and_reports_unhealthy_then_healthy_hlth_4() {
+async fn crash_in_steady_state_restarts_and_reports_unhealthy_then_healthy_hlth_1_hlth_3_hlth_4() {
     let checks = r#"
 [[health.checks]]
 name = "process"
@@ -261,11 +261,13 @@ recovery_threshold = 1
     .await;
     signal(first, "KILL");
     wait_until(
-        "unhealthy with the exit as last_error",
+        "unhealthy, the exit as last_error, start time 0",
         || {
-            r.healths()
-                .iter()
-                .any(|h| !h.healthy && h.last_error.contains("killed by signal SIGKILL"))
+            r.healths().iter().any(|h| {
+                !h.healthy
+                    && h.last_error.contains("killed by signal SIGKILL")
+                    && h.start_time_unix_nano == 0
+            })
         },
         || format!("{:?}\n{}", r.healths(), layout.log_text()),
     )
@@ -292,7 +294,7 @@ recovery_threshold = 1
 }
 
 #[tokio::test]
-async fn restart_command_restarts_the_process_cmd_1() {
+async fn restart_command_restarts_the_process_cmd_3() {
     let (server, layout, mut agent, first) = setup("", "").await;
     let r = &server.recorder;
     wait_until(
@@ -328,7 +330,7 @@ async fn restart_command_restarts_the_process_cmd_1() {
 }
 
 #[tokio::test]
-async fn restarted_opamp_agent_keeps_its_uid_and_reapplies_nothing_rcfg_5() {
+async fn restarted_opamp_agent_keeps_its_uid_and_reapplies_nothing_uid_1_rcfg_3() {
     let (server, layout, mut agent, first) = setup("", "").await;
     let rc = remote_config(&[("", "v1\n")]);
     offer(&server, &layout, &rc).await;
@@ -398,7 +400,7 @@ async fn restarted_opamp_agent_keeps_its_uid_and_reapplies_nothing_rcfg_5() {
 }
 
 #[tokio::test]
-async fn sigterm_stops_the_child_sigkill_after_timeout_then_disconnects_exit_0_disc_1() {
+async fn sigterm_stops_the_child_sigkill_after_timeout_then_disconnects_exit_0_disc_1_disc_2() {
     let server = TestServer::start().await;
     let layout = Layout::new();
     layout.write_config(&server.ws_url(), true, "", "");
@@ -522,7 +524,7 @@ async fn accept_remote_false_neither_advertises_nor_applies_sec_6() {
 }
 
 #[tokio::test]
-async fn description_has_configured_and_detected_attributes_desc_1_desc_2() {
+async fn description_has_configured_and_detected_attributes_desc_1() {
     let (server, layout, mut agent, _) = setup("", "").await;
     let r = &server.recorder;
     wait_until(
@@ -599,7 +601,7 @@ async fn bad_config_file_exits_2_naming_the_key_and_the_file() {
 }
 
 #[tokio::test]
-async fn own_metrics_are_posted_to_the_offered_endpoint_own_3_own_4_own_7() {
+async fn own_metrics_are_posted_to_the_offered_endpoint_own_3_own_4_own_7_desc_2_css_5() {
     use axum::body::Bytes;
     use axum::http::HeaderMap;
     use opamp_telemetry::otlp;
