@@ -10,7 +10,9 @@
 //!   everything). Missing or unknown token: 401; a role too weak: 403. While the store
 //!   holds no active token and [`crate::FleetOptions::open_without_tokens`] is set (opampd:
 //!   a loopback admin bind), requests without a token are served as an anonymous admin and
-//!   a warning is logged.
+//!   a warning is logged. The web UI's session cookie ([`crate::ui`]) stands in for the
+//!   header on viewer (read-only) routes, so that a browser's `EventSource` can open the
+//!   event stream; writes always need the header.
 //! - **Bodies** are JSON (`Content-Type: application/json`, else 415), at most
 //!   [`crate::FleetOptions::max_body_bytes`] (else 413); unknown fields are refused (400).
 //! - **Lists** are paginated with `limit` and an opaque `cursor` (`next_cursor` in the
