@@ -103,6 +103,7 @@ async function main() {
     viewport: { width: 1280, height: 900 },
   });
   context.setDefaultTimeout(WAIT);
+  emit({ event: "browser_started" });
   const consoleErrors = [];
   try {
     const page = context.pages()[0] ?? (await context.newPage());
@@ -124,6 +125,7 @@ async function main() {
     await page.getByRole("button", { name: "Sign in" }).click();
     await page.waitForURL(`${BASE}/`);
     await page.getByRole("heading", { name: "Fleet overview" }).waitFor();
+    emit({ event: "signed_in" });
 
     // Keyboard: the first Tab reaches the skip link.
     await page.keyboard.press("Tab");

@@ -940,3 +940,17 @@ pub(crate) async fn assign(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn version_fields_are_a_positive_number_or_empty_for_the_latest() {
+        assert_eq!(parse_version(""), Ok(None));
+        assert_eq!(parse_version(" latest "), Ok(None));
+        assert_eq!(parse_version("3"), Ok(Some(3)));
+        assert!(parse_version("0").is_err());
+        assert!(parse_version("v2").is_err());
+    }
+}

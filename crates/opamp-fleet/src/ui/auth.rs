@@ -288,3 +288,44 @@ pub(crate) async fn logout(
     }
     Ok(r.into_response())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cookies_are_found_by_exact_name() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::COOKIE,
+            HeaderValue::from_static("xopamp_session=no; opamp_session=yes; opamp_csrf=c"),
+        );
+        assert_eq!(cookie(&h, SESSION_COOKIE), Some("yes"));
+        assert_eq!(cookie(&h, CSRF_COOKIE), Some("c"));
+        assert_eq!(cookie(&h, "missing"), None);
+    }
+
+    #[test]
+    fn login_redirects_only_to_local_paths() {
+        assert_eq!(safe_next(Some("/agents?x=1")), "/agents?x=1");
+        for bad in [
+            "//evil.example",
+            "https://evil.example",
+            "/\\evil",
+            "agents",
+        ] {
+            assert_eq!(safe_next(Some(bad)), "/", "{bad}");
+        }
+        assert_eq!(safe_next(None), "/");
+    }
+
+    #[test]
+    fn csrf_tokens_must_match_the_cookie() {
+        let mut h = HeaderMap::new();
+        h.insert(header::COOKIE, HeaderValue::from_static("opamp_csrf=abc"));
+        assert!(check_csrf(&h, Some("abc")).is_ok());
+        assert!(check_csrf(&h, Some("abd")).is_err());
+        assert!(check_csrf(&h, None).is_err());
+        assert!(check_csrf(&HeaderMap::new(), Some("abc")).is_err());
+    }
+}

@@ -854,3 +854,39 @@ pub(crate) async fn create_version(
     editor.files = files;
     Ok(editor_page(&session, &name, exists, &editor))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn side_by_side_pairs_removed_lines_with_the_added_lines_that_replace_them() {
+        let old = ConfigMap::new().with_file("a.txt", ConfigFile::new("text/plain", "a\nb\nc\n"));
+        let new =
+            ConfigMap::new().with_file("a.txt", ConfigFile::new("text/plain", "a\nB\nc\nd\n"));
+        let d = opamp_config::diff(&old, &new);
+        let rows = side_by_side(&d.files[0]);
+        let tags: Vec<&str> = rows.iter().map(|r| r.0).collect();
+        assert_eq!(tags, ["same", "changed", "same", "added"]);
+        assert_eq!(rows[1].1, Some((2, "b")));
+        assert_eq!(rows[1].2, Some((2, "B")));
+        assert_eq!(rows[3].1, None);
+        assert_eq!(rows[3].2, Some((4, "d")));
+    }
+
+    #[test]
+    fn rollout_bar_writes_the_counts_out() {
+        let html = rollout_bar(&Rollout {
+            in_sync: 3,
+            pending: 1,
+            failed: 0,
+        })
+        .into_string();
+        assert!(html.contains("3 in sync"), "{html}");
+        assert!(html.contains("1 pending"));
+        assert!(html.contains("0 failed"));
+        assert!(html.contains(r#"width="75.00%""#), "{html}");
+        let empty = rollout_bar(&Rollout::default()).into_string();
+        assert!(empty.contains("no agent targeted"));
+    }
+}
