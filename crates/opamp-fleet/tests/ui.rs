@@ -914,7 +914,7 @@ async fn overview_counts_agents_by_connection_health_sync_and_type() {
         assert!(p.body.contains(&stat(v, n)), "{n}: {}", p.body);
     }
     assert!(p.body.contains("<svg"));
-    assert!(p.body.contains("1 agents connected now"));
+    assert!(p.body.contains("1 agent connected now"));
     assert!(
         p.body
             .contains(r#"href="/agents?selector=service.name%3Dcart""#)

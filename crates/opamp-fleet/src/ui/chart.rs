@@ -122,13 +122,14 @@ pub fn svg(samples: &[(Timestamp, u64)], now: Timestamp, now_count: u64) -> Mark
         x(now.as_millis()),
         y(0)
     );
+    let agents = if now_count == 1 { "agent" } else { "agents" };
     let summary = if points.len() == 1 {
         format!(
-            "{now_count} agents connected now; no earlier samples yet (this replica samples every 30 s since it started)"
+            "{now_count} {agents} connected now; no earlier samples yet (this replica samples every 30 s since it started)"
         )
     } else {
         format!(
-            "{now_count} agents connected now; between {min} and {} over the {} samples of the last hour",
+            "{now_count} {agents} connected now; between {min} and {} over the {} samples of the last hour",
             points.iter().map(|p| p.1).max().unwrap_or(0),
             points.len()
         )
