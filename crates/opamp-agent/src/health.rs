@@ -7,22 +7,18 @@ use std::time::{Duration, SystemTime};
 use opamp_health::{CheckKind, Outcome};
 use opamp_proto::v1::ComponentHealth;
 
-/// Runs one probe with its timeout. `http` is the shared client for HTTP checks.
-pub async fn probe(kind: CheckKind, timeout: Duration, http: Option<reqwest::Client>) -> Outcome {
+/// Runs one probe with its timeout.
+pub async fn probe(kind: CheckKind, timeout: Duration) -> Outcome {
     let work = async {
         match kind {
             CheckKind::Process => Outcome::failure("the process check is run by the supervisor"),
             CheckKind::Http { url, expect_status } => {
-                let Some(client) = http else {
-                    return Outcome::failure("no HTTP client");
-                };
-                match client.get(&url).send().await {
-                    Ok(resp) if resp.status().as_u16() == expect_status => Outcome::Success,
-                    Ok(resp) => Outcome::failure(format!(
-                        "GET {url}: status {} (expected {expect_status})",
-                        resp.status().as_u16()
+                match crate::http::request(hyper::Method::GET, &url, &[], Vec::new(), None).await {
+                    Ok(status) if status == expect_status => Outcome::Success,
+                    Ok(status) => Outcome::failure(format!(
+                        "GET {url}: status {status} (expected {expect_status})"
                     )),
-                    Err(e) => Outcome::failure(format!("GET {url}: {}", error_chain(&e))),
+                    Err(e) => Outcome::failure(format!("GET {url}: {e}")),
                 }
             }
             CheckKind::Tcp { address } => match tokio::net::TcpStream::connect(&address).await {
@@ -53,17 +49,6 @@ pub async fn probe(kind: CheckKind, timeout: Duration, http: Option<reqwest::Cli
         Ok(outcome) => outcome,
         Err(_) => Outcome::timed_out(timeout),
     }
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut source = e.source();
-    while let Some(inner) = source {
-        s.push_str(": ");
-        s.push_str(&inner.to_string());
-        source = inner.source();
-    }
-    s
 }
 
 /// What the process watcher knows, for the top of the health report.
@@ -132,17 +117,11 @@ mod tests {
                 address: addr.clone(),
             },
             Duration::from_secs(10),
-            None,
         )
         .await;
         assert_eq!(ok, Outcome::Success);
         drop(l);
-        let bad = probe(
-            CheckKind::Tcp { address: addr },
-            Duration::from_secs(10),
-            None,
-        )
-        .await;
+        let bad = probe(CheckKind::Tcp { address: addr }, Duration::from_secs(10)).await;
         assert!(matches!(bad, Outcome::Failure(_)), "{bad:?}");
         let ok = probe(
             CheckKind::Command {
@@ -150,7 +129,6 @@ mod tests {
                 args: vec![],
             },
             Duration::from_secs(10),
-            None,
         )
         .await;
         assert_eq!(ok, Outcome::Success);
@@ -160,7 +138,6 @@ mod tests {
                 args: vec!["-c".into(), "exit 4".into()],
             },
             Duration::from_secs(10),
-            None,
         )
         .await;
         assert_eq!(bad, Outcome::failure("/bin/sh: exited with status 4"));
@@ -181,21 +158,14 @@ mod tests {
         tokio::spawn(async move {
             let _ = axum::serve(l, app).await;
         });
-        let client = Some(crate::supervisor::http_client());
         let check = |path: &str, expect_status: u16| CheckKind::Http {
             url: format!("http://{addr}{path}"),
             expect_status,
         };
         let t = Duration::from_secs(20);
-        assert_eq!(
-            probe(check("/ok", 200), t, client.clone()).await,
-            Outcome::Success
-        );
-        assert_eq!(
-            probe(check("/down", 503), t, client.clone()).await,
-            Outcome::Success
-        );
-        let out = probe(check("/down", 200), t, client).await;
+        assert_eq!(probe(check("/ok", 200), t).await, Outcome::Success);
+        assert_eq!(probe(check("/down", 503), t).await, Outcome::Success);
+        let out = probe(check("/down", 200), t).await;
         assert_eq!(
             out,
             Outcome::failure(format!("GET http://{addr}/down: status 503 (expected 200)"))
@@ -210,7 +180,6 @@ mod tests {
                 args: vec!["30".into()],
             },
             Duration::from_secs(1),
-            None,
         )
         .await;
         assert_eq!(out, Outcome::timed_out(Duration::from_secs(1)));

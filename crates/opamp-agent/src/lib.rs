@@ -36,6 +36,7 @@ pub mod description;
 mod error;
 pub mod files;
 pub mod health;
+pub mod http;
 pub mod own_metrics;
 pub mod process;
 pub mod settings;

@@ -14,12 +14,15 @@ use opamp_telemetry::{
 };
 use prost::Message as _;
 
+/// Longest wait for the OTLP receiver.
+const EXPORT_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// The own-metrics exporter.
 #[derive(Debug)]
 pub struct OwnMetrics {
     recorder: MetricsRecorder,
     interval: Duration,
-    target: Option<(ExportTarget, reqwest::Client)>,
+    target: Option<(ExportTarget, Option<Arc<rustls::ClientConfig>>)>,
     next: Option<Instant>,
     clk_tck: u64,
     in_flight: Arc<AtomicBool>,
@@ -34,37 +37,6 @@ pub fn sample(pid: u32, clk_tck: u64) -> Option<ProcessSample> {
     let stat = parse_proc_stat(&stat, clk_tck).ok()?;
     let status = parse_proc_status(&status).ok()?;
     Some(ProcessSample::from_proc(&stat, &status))
-}
-
-fn http_client(target: &ExportTarget) -> Result<reqwest::Client, String> {
-    let mut b = reqwest::Client::builder()
-        .pool_max_idle_per_host(1)
-        .timeout(Duration::from_secs(30));
-    if let Some(pem) = &target.ca_pem {
-        let certs = reqwest::Certificate::from_pem_bundle(pem.as_bytes())
-            .map_err(|e| format!("own_metrics CA certificate: {e}"))?;
-        for c in certs {
-            b = b.add_root_certificate(c);
-        }
-        b = b.tls_built_in_root_certs(target.include_system_ca_certs);
-    }
-    if let (Some(cert), Some(key)) = (&target.client_cert_pem, &target.client_key_pem) {
-        let mut pem = cert.clone();
-        pem.push(b'\n');
-        pem.extend_from_slice(key);
-        let id = reqwest::Identity::from_pem(&pem)
-            .map_err(|e| format!("own_metrics client certificate: {e}"))?;
-        b = b.identity(id);
-    }
-    if target.insecure_skip_verify {
-        b = b.danger_accept_invalid_certs(true);
-    }
-    if let Some(proxy) = &target.proxy {
-        let p = reqwest::Proxy::all(proxy).map_err(|e| format!("own_metrics proxy: {e}"))?;
-        b = b.proxy(p);
-    }
-    b.build()
-        .map_err(|e| format!("own_metrics HTTP client: {e}"))
 }
 
 impl OwnMetrics {
@@ -115,13 +87,26 @@ impl OwnMetrics {
             return Ok(());
         }
         let target = ExportTarget::from_offer(s).map_err(|e| format!("own_metrics offer: {e}"))?;
-        let client = http_client(&target)?;
+        // TLS exactly as for the OpAMP connection: offered CA, system roots, client
+        // certificate (OWN-8).
+        let tls = if target.is_tls() {
+            let config = opamp_client::tls_client_config(s.tls.as_ref(), s.certificate.as_ref())
+                .map_err(|e| format!("own_metrics offer: {e}"))?;
+            Some(config)
+        } else {
+            None
+        };
+        if let Some(proxy) = &target.proxy {
+            tracing::warn!(
+                "own metrics: proxy {proxy} offered; proxies are not supported, connecting directly"
+            );
+        }
         tracing::info!(
             "own metrics to {} every {:?}",
             target.endpoint,
             self.interval
         );
-        self.target = Some((target, client));
+        self.target = Some((target, tls));
         self.next = Some(now);
         Ok(())
     }
@@ -162,7 +147,7 @@ impl OwnMetrics {
     /// Sends one export in the background (skipped while the previous one is in flight)
     /// and schedules the next.
     pub fn export(&mut self, now: Instant, pid: Option<u32>, process_start: Option<SystemTime>) {
-        let Some((target, client)) = &self.target else {
+        let Some((target, tls)) = &self.target else {
             self.next = None;
             return;
         };
@@ -170,23 +155,22 @@ impl OwnMetrics {
         if self.in_flight.swap(true, Ordering::AcqRel) {
             return;
         }
-        let (endpoint, headers, client) = (
+        let (endpoint, headers, tls) = (
             target.endpoint.clone(),
             target.request_headers(),
-            client.clone(),
+            tls.clone(),
         );
         let body = self.body(pid, process_start);
         let in_flight = Arc::clone(&self.in_flight);
         let failing = Arc::clone(&self.failing);
         tokio::spawn(async move {
-            let mut req = client.post(&endpoint).body(body);
-            for (k, v) in headers {
-                req = req.header(k, v);
-            }
-            let result = match req.send().await {
-                Ok(resp) if resp.status().is_success() => Ok(()),
-                Ok(resp) => Err(format!("status {}", resp.status().as_u16())),
-                Err(e) => Err(e.to_string()),
+            let post =
+                crate::http::request(hyper::Method::POST, &endpoint, &headers, body, tls.as_ref());
+            let result = match tokio::time::timeout(EXPORT_TIMEOUT, post).await {
+                Ok(Ok(status)) if (200..300).contains(&status) => Ok(()),
+                Ok(Ok(status)) => Err(format!("status {status}")),
+                Ok(Err(e)) => Err(e),
+                Err(_) => Err(format!("no answer within {EXPORT_TIMEOUT:?}")),
             };
             match result {
                 Ok(()) => {

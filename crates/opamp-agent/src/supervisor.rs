@@ -75,7 +75,6 @@ pub struct Supervisor {
     monitor: HealthMonitor,
     probe_tx: mpsc::UnboundedSender<(CheckId, Outcome)>,
     probe_rx: mpsc::UnboundedReceiver<(CheckId, Outcome)>,
-    http: Option<reqwest::Client>,
     last_health: Option<v1::ComponentHealth>,
     metrics: OwnMetrics,
     last_pid: u32,
@@ -256,15 +255,6 @@ impl Supervisor {
         );
         let now = Instant::now();
         let monitor = HealthMonitor::new(settings.health_checks.clone(), now);
-        let needs_http = settings
-            .health_checks
-            .iter()
-            .any(|c| matches!(c.kind, CheckKind::Http { .. }));
-        let http = if needs_http {
-            Some(http_client())
-        } else {
-            None
-        };
         let (probe_tx, probe_rx) = mpsc::unbounded_channel();
         let metrics = OwnMetrics::new(&description, settings.own_metrics_interval);
         Ok(Self {
@@ -282,7 +272,6 @@ impl Supervisor {
             monitor,
             probe_tx,
             probe_rx,
-            http,
             last_health: None,
             metrics,
             last_pid: 0,
@@ -450,9 +439,8 @@ impl Supervisor {
                 continue;
             }
             let tx = self.probe_tx.clone();
-            let http = self.http.clone();
             tokio::spawn(async move {
-                let outcome = health::probe(kind, timeout, http).await;
+                let outcome = health::probe(kind, timeout).await;
                 let _ = tx.send((id, outcome));
             });
         }
@@ -812,14 +800,6 @@ impl Supervisor {
             Box::pin(self.on_offer(rc)).await;
         }
     }
-}
-
-/// The HTTP client for health checks and own metrics (rustls, system roots).
-pub fn http_client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .pool_max_idle_per_host(1)
-        .build()
-        .unwrap_or_default()
 }
 
 async fn sleep_until(deadline: Option<Instant>) {

@@ -103,4 +103,36 @@ pub use event::ClientEvent;
 pub use store::{FileStateStore, MemoryStateStore, PersistedState, StateStore, StoreError};
 
 pub use opamp_agent_fsm::{Backoff, ConnectionTarget, PendingCandidate, TransportError};
+
 pub use opamp_proto::{self, AgentCapabilities, InstanceUid, ServerCapabilities, v1};
+
+/// The rustls client configuration this crate uses for its own connections, built from
+/// OpAMP `TlsConnectionSettings` and an optional client certificate (system roots unless a
+/// CA is given, `insecure_skip_verify`, TLS version range, mTLS, ALPN `http/1.1`). An agent
+/// uses it for its other connections, e.g. the own-telemetry destination a server offers
+/// with the same message types (OWN-8).
+pub fn tls_client_config(
+    tls: Option<&v1::TlsConnectionSettings>,
+    certificate: Option<&v1::TlsCertificate>,
+) -> Result<std::sync::Arc<rustls::ClientConfig>, Error> {
+    tls::client_config(tls, certificate)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn public_tls_client_config_checks_its_input() {
+        let config = tls_client_config(None, None).unwrap();
+        assert_eq!(config.alpn_protocols, vec![b"http/1.1".to_vec()]);
+        let bad = v1::TlsConnectionSettings {
+            ca_pem_contents: "not a pem".into(),
+            ..Default::default()
+        };
+        assert!(matches!(
+            tls_client_config(Some(&bad), None),
+            Err(Error::Tls(_))
+        ));
+    }
+}
