@@ -9,14 +9,14 @@
 #
 # Usage (from anywhere in the repository):
 #   crates/opamp-agent/bench/footprint.sh [IDLE_SECONDS]     # default 60
-# Environment: CARGO_TARGET_DIR (default: <repo>/target), SKIP_BUILD=1 to use existing
-# release binaries.
+# Environment: CARGO_TARGET_DIR (default: <repo>/target); SKIP_BUILD=1 to use existing
+# release binaries; AGENT_BIN to measure another opamp-agent binary (e.g. another profile).
 set -euo pipefail
 
 idle="${1:-60}"
 repo="$(cd "$(dirname "$0")/../../.." && pwd)"
 target="${CARGO_TARGET_DIR:-$repo/target}"
-agent_bin="$target/release/opamp-agent"
+agent_bin="${AGENT_BIN:-$target/release/opamp-agent}"
 opampd_bin="$target/release/opampd"
 tck="$(getconf CLK_TCK)"
 
