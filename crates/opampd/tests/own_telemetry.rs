@@ -18,9 +18,7 @@ const ENDPOINT: &str = "http://127.0.0.1:4318/v1/metrics";
 async fn first_offer(url: &str) -> v1::ConnectionSettingsOffers {
     let client = OpampClient::builder(url)
         .service_name("own-telemetry-test")
-        .capabilities(
-            AgentCapabilities::REPORTS_OWN_METRICS | AgentCapabilities::REPORTS_HEARTBEAT,
-        )
+        .capabilities(AgentCapabilities::REPORTS_OWN_METRICS | AgentCapabilities::REPORTS_HEARTBEAT)
         .heartbeat_interval(Some(Duration::from_secs(1)))
         .polling_interval(Duration::from_millis(300))
         .backoff(Backoff {
