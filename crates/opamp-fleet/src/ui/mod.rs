@@ -21,8 +21,8 @@
 //! (`?fragment=<id>` returns one region).
 //!
 //! **Sessions.** `POST /login` checks an API token and stores its secret in the
-//! `opamp_session` cookie (`HttpOnly`, `SameSite=Strict`, `Path=/`, `Secure` when the
-//! request came over TLS). Every request re-validates the token against the store, so a
+//! `opamp_session` cookie (`HttpOnly`, `SameSite=Strict`, `Path=/`, and `Secure` behind an
+//! HTTPS proxy that sets `X-Forwarded-Proto: https`). Every request re-validates the token against the store, so a
 //! revoked token stops working at once, on every replica that shares the store. When the
 //! admin API is open (no token exists and opampd listens on loopback), no login is needed
 //! and the header says so.
@@ -34,6 +34,22 @@
 //! **Roles.** Actions run through the same code as the REST API (same validation, same
 //! audit rows naming the token): a viewer sees no action forms, and a forged `POST`
 //! gets 403 from the same role check the API applies.
+//!
+//! **Data.** The agent page reads one agent. The overview, the agents list and the rollout
+//! bars need every agent: one copy per replica, read from the store, is shared by
+//! concurrent requests and reused for at most 2 s while no fleet event arrives (any event
+//! forces a new read). The chart of connected agents is sampled every 30 s into a ring
+//! buffer in memory ([`ConnectedHistory`]): per replica, empty when the replica starts.
+//!
+//! ```
+//! use opamp_fleet::ui::{ConnectedHistory, chart};
+//! use opamp_store::Timestamp;
+//!
+//! let history = ConnectedHistory::new(chart::CAPACITY);
+//! history.record(Timestamp::from_millis(1_000_000), 3);
+//! let svg = chart::svg(&history.samples(), Timestamp::from_millis(1_030_000), 4).into_string();
+//! assert!(svg.contains("4 agents connected now; between 3 and 4"));
+//! ```
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -59,7 +75,8 @@ mod snapshot;
 use auth::Session;
 pub use chart::ConnectedHistory;
 
-/// The UI's state: the fleet and this replica's connected-agents history.
+/// The UI's state: the fleet, this replica's connected-agents history and its shared copy
+/// of the agent list.
 #[derive(Clone)]
 pub(crate) struct Ui {
     pub(crate) fleet: Fleet,
