@@ -89,4 +89,9 @@
   }
   connect();
   window.addEventListener("pagehide", function () { if (es) es.close(); });
+  // The stream carries agent reports from this replica only: refresh a visible page every
+  // 30 s too, for agents held by other replicas sharing the store.
+  setInterval(function () {
+    if (document.visibilityState === "visible") schedule();
+  }, 30000);
 })();
