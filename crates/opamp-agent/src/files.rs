@@ -125,6 +125,10 @@ impl StateLayout {
     pub fn lkg_dir(&self) -> PathBuf {
         self.root.join("lkg")
     }
+    /// `process.pid`: the running process's pid and start time.
+    pub fn pid_file(&self) -> PathBuf {
+        self.root.join("process.pid")
+    }
     /// `staging/`: a candidate config being validated.
     pub fn staging_dir(&self) -> PathBuf {
         self.root.join("staging")

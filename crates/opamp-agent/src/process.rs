@@ -2,6 +2,7 @@
 //! timeout), and the restart backoff.
 
 use std::os::unix::process::ExitStatusExt as _;
+use std::path::PathBuf;
 use std::process::{ExitStatus, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -107,6 +108,27 @@ struct Running {
 pub struct ManagedProcess {
     settings: ProcessSettings,
     running: Option<Running>,
+    pid_file: Option<PathBuf>,
+}
+
+/// The start time of a process in clock ticks after boot (`/proc/<pid>/stat` field 22),
+/// which tells a process apart from a later one that reuses its pid.
+fn start_ticks(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    opamp_telemetry::parse_proc_stat(&stat, 100)
+        .ok()
+        .map(|s| s.start_ticks)
+}
+
+/// Whether a process exists and is not a zombie.
+fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            s.rsplit_once(')')
+                .map(|(_, rest)| !rest.trim_start().starts_with('Z'))
+        })
+        .unwrap_or(false)
 }
 
 impl ManagedProcess {
@@ -115,7 +137,59 @@ impl ManagedProcess {
         Self {
             settings,
             running: None,
+            pid_file: None,
         }
+    }
+
+    /// Records the running process's pid (and start time) in `path`, so that a process
+    /// left behind by an opamp-agent that was killed can be stopped by the next one.
+    pub fn with_pid_file(mut self, path: PathBuf) -> Self {
+        self.pid_file = Some(path);
+        self
+    }
+
+    fn forget_pid(&self) {
+        if let Some(p) = &self.pid_file {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+
+    /// Stops a process recorded in the pid file by an earlier run (opamp-agent killed with
+    /// SIGKILL leaves its process running in its own process group): SIGTERM, then SIGKILL
+    /// after `stop_timeout`. Only a process with the recorded start time is touched.
+    pub async fn stop_leftover(&self) {
+        let Some(path) = &self.pid_file else { return };
+        let Ok(text) = std::fs::read_to_string(path) else {
+            return;
+        };
+        let mut parts = text.split_whitespace().map(str::parse::<u64>);
+        let (Some(Ok(pid)), Some(Ok(ticks))) = (parts.next(), parts.next()) else {
+            self.forget_pid();
+            return;
+        };
+        let Ok(pid) = u32::try_from(pid) else {
+            self.forget_pid();
+            return;
+        };
+        if start_ticks(pid) == Some(ticks) && alive(pid) {
+            tracing::warn!("a process of an earlier run is still running pid={pid}: stopping it");
+            let raw = i32::try_from(pid).ok().and_then(Pid::from_raw);
+            if let Some(p) = raw {
+                let _ = kill_process(p, Signal::TERM);
+                let deadline = Instant::now() + self.settings.stop_timeout;
+                while alive(pid) && Instant::now() < deadline {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                if alive(pid) {
+                    let _ = kill_process(p, Signal::KILL);
+                    let deadline = Instant::now() + Duration::from_secs(5);
+                    while alive(pid) && Instant::now() < deadline {
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                }
+            }
+        }
+        self.forget_pid();
     }
 
     /// The pid, while running.
@@ -155,6 +229,12 @@ impl ManagedProcess {
         })?;
         let pid = child.id().unwrap_or(0);
         tracing::info!("process started pid={pid}");
+        if let (Some(path), Some(ticks)) = (&self.pid_file, start_ticks(pid)) {
+            if let Err(e) = crate::files::write_atomic(path, format!("{pid} {ticks}\n").as_bytes())
+            {
+                tracing::warn!("{e}");
+            }
+        }
         self.running = Some(Running {
             child,
             pid,
@@ -173,6 +253,7 @@ impl ManagedProcess {
         let result = running.child.wait().await;
         let ran = running.started.elapsed();
         self.running = None;
+        self.forget_pid();
         (result, ran)
     }
 
@@ -215,6 +296,7 @@ impl ManagedProcess {
             }
         };
         self.running = None;
+        self.forget_pid();
         if let Some(status) = status {
             tracing::info!("process exited status={} pid={pid}", exit_short(status));
         }

@@ -258,7 +258,7 @@ impl Supervisor {
         let (probe_tx, probe_rx) = mpsc::unbounded_channel();
         let metrics = OwnMetrics::new(&description, settings.own_metrics_interval);
         Ok(Self {
-            process: ManagedProcess::new(settings.process.clone()),
+            process: ManagedProcess::new(settings.process.clone()).with_pid_file(layout.pid_file()),
             backoff: RestartBackoff::new(
                 settings.process.restart_backoff_initial,
                 settings.process.restart_backoff_max,
@@ -290,6 +290,7 @@ impl Supervisor {
         let mut int = sig(SignalKind::interrupt())?;
         let mut hup = sig(SignalKind::hangup())?;
 
+        self.process.stop_leftover().await;
         self.start_process();
         self.report_health().await;
         loop {
@@ -450,9 +451,11 @@ impl Supervisor {
         }
         // The health gate.
         if let Some(gate) = &self.gate {
-            if self.process.pid().is_some()
-                && self.monitor.status() == opamp_health::Status::Unhealthy
-            {
+            if self.process.pid().is_none() {
+                // It could not be started (an exit during the gate is handled in on_exit).
+                let reason = format!("{} within the health gate", self.down_reason);
+                self.rollback(&reason).await;
+            } else if self.monitor.status() == opamp_health::Status::Unhealthy {
                 let reason = format!(
                     "unhealthy within the health gate: {}",
                     self.monitor

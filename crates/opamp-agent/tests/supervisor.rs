@@ -711,3 +711,25 @@ async fn own_metrics_are_posted_to_the_offered_endpoint_own_3_own_4_own_7_desc_2
     .await;
     assert!(agent.terminate().await.success());
 }
+
+#[tokio::test]
+async fn a_process_left_by_a_killed_opamp_agent_is_stopped_by_the_next_run() {
+    let (_server, layout, mut agent, first) = setup("", "").await;
+    // SIGKILL: opamp-agent cannot stop its process, which runs in its own process group.
+    agent.child.kill().await.unwrap();
+    assert!(alive(first));
+    let mut agent = Agent::start(&layout);
+    let second = wait_running(&layout, &[first]).await;
+    assert_ne!(second, first);
+    wait_until(
+        "the leftover to be gone",
+        || !alive(first),
+        || layout.log_text(),
+    )
+    .await;
+    assert!(layout.log_text().contains(&format!(
+        "a process of an earlier run is still running pid={first}"
+    )));
+    assert!(agent.terminate().await.success());
+    assert!(!layout.state().join("process.pid").exists());
+}
