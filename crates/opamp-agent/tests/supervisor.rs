@@ -733,3 +733,30 @@ async fn a_process_left_by_a_killed_opamp_agent_is_stopped_by_the_next_run() {
     assert!(agent.terminate().await.success());
     assert!(!layout.state().join("process.pid").exists());
 }
+
+#[tokio::test]
+async fn over_plain_http_a_config_is_applied_and_stop_sends_agent_disconnect_http_1_disc_4() {
+    let server = TestServer::start().await;
+    let layout = Layout::new();
+    layout.write_config(&server.http_url(), true, "", "");
+    layout.seed("v0\n");
+    let mut agent = Agent::start(&layout);
+    let first = wait_running(&layout, &[]).await;
+    let rc = remote_config(&[("", "over http\n")]);
+    // Offered in the reply to the next poll.
+    *server.recorder.offer.lock().unwrap() = Some(rc.clone());
+    wait_status(
+        &server,
+        &layout,
+        &rc.config_hash,
+        v1::RemoteConfigStatuses::Applied,
+    )
+    .await;
+    wait_running(&layout, &[first]).await;
+    assert_eq!(layout.loaded(), "over http\n");
+    assert!(agent.terminate().await.success());
+    assert!(
+        server.recorder.disconnected(),
+        "the last POST carries agent_disconnect"
+    );
+}

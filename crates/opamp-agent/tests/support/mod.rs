@@ -177,6 +177,10 @@ impl TestServer {
     pub fn ws_url(&self) -> String {
         format!("ws://{}/v1/opamp", self.addr)
     }
+
+    pub fn http_url(&self) -> String {
+        format!("http://{}/v1/opamp", self.addr)
+    }
 }
 
 /// Waits until `pred` holds; panics with `detail()` after [`DEADLINE`].
@@ -265,12 +269,18 @@ impl Layout {
             .replace('\\', "\\\\")
             .replace('"', "\\\"")
             .replace('\n', "\\n");
+        // Plain HTTP polls: poll often so offers arrive without a push.
+        let heartbeat = if endpoint.starts_with("http") {
+            "1s"
+        } else {
+            "30s"
+        };
         let text = format!(
             r#"state_dir = "state"
 
 [server]
 endpoint = "{endpoint}"
-heartbeat = "30s"
+heartbeat = "{heartbeat}"
 
 [description]
 identifying = {{ "service.name" = "script-agent" }}
