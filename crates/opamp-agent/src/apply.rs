@@ -6,6 +6,7 @@
 
 use std::path::Path;
 use std::process::Stdio;
+use std::time::Instant;
 
 use opamp_config::{ConfigFile, ConfigMap, Restrictions};
 use opamp_proto::v1;
@@ -49,6 +50,39 @@ pub fn decide(state: &AgentState, in_progress: Option<&[u8]>, hash: &[u8]) -> Of
             RemoteOutcome::Applying => OfferDecision::Apply,
         },
         _ => OfferDecision::Apply,
+    }
+}
+
+/// Where a config in its health gate stands.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum GateVerdict {
+    /// Still in the gate.
+    Wait,
+    /// It stayed up and healthy for the whole gate: APPLIED, last known good.
+    Passed,
+    /// Roll back, for this reason.
+    Failed(String),
+}
+
+/// Judges a config in its health gate (sans-IO): the process must be running and the
+/// checks must not be unhealthy until `deadline`. `why` gives the detail of a failure
+/// (the exit, or the failing checks). An exit during the gate is reported by the process
+/// watcher as soon as it happens; this also catches a process that could not be started.
+pub fn gate_verdict(
+    running: bool,
+    health: opamp_health::Status,
+    deadline: Instant,
+    now: Instant,
+    why: impl FnOnce() -> String,
+) -> GateVerdict {
+    if !running {
+        GateVerdict::Failed(format!("{} within the health gate", why()))
+    } else if health == opamp_health::Status::Unhealthy {
+        GateVerdict::Failed(format!("unhealthy within the health gate: {}", why()))
+    } else if now >= deadline {
+        GateVerdict::Passed
+    } else {
+        GateVerdict::Wait
     }
 }
 
@@ -255,6 +289,32 @@ mod tests {
         assert_eq!(decide(&s, None, b"h2"), OfferDecision::Apply);
         s.remote.as_mut().unwrap().status = RemoteOutcome::Applied;
         assert!(matches!(decide(&s, None, b"h1"), OfferDecision::Report(_)));
+    }
+
+    #[test]
+    fn the_gate_passes_only_when_up_and_not_unhealthy_until_the_deadline() {
+        use opamp_health::Status;
+        let t0 = Instant::now();
+        let end = t0 + Duration::from_secs(10);
+        let why = || "process exited with status 1".to_owned();
+        assert_eq!(
+            gate_verdict(true, Status::Healthy, end, t0, why),
+            GateVerdict::Wait
+        );
+        // Degraded (e.g. a check still starting) does not fail the gate.
+        assert_eq!(
+            gate_verdict(true, Status::Degraded, end, end, why),
+            GateVerdict::Passed
+        );
+        assert_eq!(
+            gate_verdict(false, Status::Healthy, end, t0, why),
+            GateVerdict::Failed("process exited with status 1 within the health gate".into())
+        );
+        assert_eq!(
+            gate_verdict(true, Status::Unhealthy, end, end, || "http: status 503"
+                .into()),
+            GateVerdict::Failed("unhealthy within the health gate: http: status 503".into())
+        );
     }
 
     #[test]

@@ -13,7 +13,7 @@ use opamp_health::{CheckId, CheckKind, HealthMonitor, Outcome};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
 
-use crate::apply::{self, OfferDecision};
+use crate::apply::{self, GateVerdict, OfferDecision};
 use crate::files::{self, StateLayout};
 use crate::health::{self, ProcessView};
 use crate::own_metrics::OwnMetrics;
@@ -451,20 +451,21 @@ impl Supervisor {
         }
         // The health gate.
         if let Some(gate) = &self.gate {
-            if self.process.pid().is_none() {
-                // It could not be started (an exit during the gate is handled in on_exit).
-                let reason = format!("{} within the health gate", self.down_reason);
-                self.rollback(&reason).await;
-            } else if self.monitor.status() == opamp_health::Status::Unhealthy {
-                let reason = format!(
-                    "unhealthy within the health gate: {}",
+            let running = self.process.pid().is_some();
+            let health = self.monitor.status();
+            let verdict = apply::gate_verdict(running, health, gate.deadline, now, || {
+                if running {
                     self.monitor
                         .component_health(SystemTime::now(), None)
                         .last_error
-                );
-                self.rollback(&reason).await;
-            } else if gate.deadline <= now {
-                self.gate_passed().await;
+                } else {
+                    self.down_reason.clone()
+                }
+            });
+            match verdict {
+                GateVerdict::Wait => {}
+                GateVerdict::Passed => self.gate_passed().await,
+                GateVerdict::Failed(reason) => self.rollback(&reason).await,
             }
         }
     }
