@@ -9,7 +9,7 @@
 //! and a remote part (`collectd.conf`: read plugins), validated with `collectd -T -C {file}`
 //! (5.12's `-t` does not read the file at all). A plugin's CSV file growing row by row proves
 //! the daemon runs with that plugin (a `-T` validation run loads no output plugin, so it
-//! writes nothing).
+//! writes nothing). The last test runs `examples/collectd.toml` itself.
 //!
 //! Skipped (with a printed line) when /usr/sbin/collectd is missing, unless
 //! `OPAMP_REQUIRE_COLLECTD=1` (`.ci/run` sets it). The opampd binary must be built into the
@@ -387,4 +387,76 @@ async fn collectd_opamp_agent_restart_keeps_uid_and_reapplies_nothing_rcfg_5() {
         "collectd starts after the restart\n{}",
         w.detail()
     );
+}
+
+/// `examples/collectd.toml` as documented (only its endpoint pointed at this test's opampd):
+/// collectd starts on the local part, the example remote config pushed through opampd is
+/// APPLIED, and collectd writes its values under the state dir.
+#[tokio::test]
+async fn collectd_example_config_works_as_documented_rcfg_3_eff_2() {
+    collectd_or_skip!("collectd_example_config_works_as_documented");
+    const ENDPOINT: &str = "endpoint = \"ws://127.0.0.1:4320/v1/opamp\"";
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let example = std::fs::read_to_string(repo.join("examples/collectd.toml")).unwrap();
+    assert!(
+        example.contains(ENDPOINT),
+        "the example no longer points at a local opampd on 4320"
+    );
+    let layout = Layout::new();
+    let opampd = Opampd::start(&layout.opampd_data).await;
+    let dir = layout.root.join("examples");
+    std::fs::create_dir_all(dir.join("collectd")).unwrap();
+    for f in ["base.conf", "collectd.conf"] {
+        std::fs::copy(
+            repo.join("examples/collectd").join(f),
+            dir.join("collectd").join(f),
+        )
+        .unwrap();
+    }
+    let config = dir.join("collectd.toml");
+    std::fs::write(
+        &config,
+        example.replace(ENDPOINT, &format!("endpoint = {:?}", opampd.ws_url())),
+    )
+    .unwrap();
+    let agent = Agent::start(&config).await;
+    let uid = opampd.wait_agent().await;
+    let first = wait_collectd(&agent, "collectd on the local part", &[]).await;
+
+    let body = std::fs::read_to_string(dir.join("collectd/collectd.conf")).unwrap();
+    let hash = opampd.push("collectd", &body, &uid).await;
+    let detail = opampd.wait_status(&uid, &hash, "APPLIED").await;
+    assert_eq!(
+        file_names(effective(&detail)),
+        ["base.conf", "collectd.conf"]
+            .map(String::from)
+            .into_iter()
+            .collect()
+    );
+    wait_collectd(
+        &agent,
+        "collectd restarted with the example config",
+        &[first],
+    )
+    .await;
+    let state = dir.join("opamp-agent-state");
+    assert_eq!(
+        std::fs::read_to_string(state.join("config/collectd.conf")).unwrap(),
+        body
+    );
+    let csv = state.join("collectd/csv/opamp-agent-example");
+    wait_until(
+        "the example's CSV output",
+        || csv.join("load").is_dir() && csv.join("memory").is_dir(),
+        || agent.dump(),
+    )
+    .await;
+    // The config dir holds the config files only (collectd writes under its BaseDir).
+    let mut in_config: Vec<String> = std::fs::read_dir(state.join("config"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    in_config.sort();
+    assert_eq!(in_config, ["base.conf", "collectd.conf"]);
 }
