@@ -31,6 +31,8 @@ use support_e2e::{
 const LOAD: &str = "LoadPlugin load\n";
 /// Remote config: memory, and uptime on its own interval.
 const MEMORY_UPTIME: &str = "LoadPlugin memory\n<LoadPlugin uptime>\n  Interval 2\n</LoadPlugin>\n";
+/// A second remote file collectd does not read.
+const NOTES: &str = "Pushed by the e2e test.\n";
 /// Remote config collectd refuses.
 const BROKEN: &str = "LoadPlugin load\nLoadPlugin nosuchplugin_e2e\n";
 /// collectd's own words about [`BROKEN`].
@@ -99,7 +101,18 @@ impl World {
 
     /// Pushes `body` and waits for APPLIED and for a new collectd daemon (not `old`).
     async fn apply(&self, version_of: &str, body: &str, old: u32) -> (String, u32) {
-        let hash = self.opampd.push(version_of, body, &self.uid).await;
+        self.apply_files(version_of, &[("collectd.conf", body)], old)
+            .await
+    }
+
+    /// Like [`World::apply`], with several files (name, body).
+    async fn apply_files(
+        &self,
+        version_of: &str,
+        files: &[(&str, &str)],
+        old: u32,
+    ) -> (String, u32) {
+        let hash = self.opampd.push_files(version_of, files, &self.uid).await;
         self.opampd.wait_status(&self.uid, &hash, "APPLIED").await;
         let pid = wait_collectd(&self.agent, "collectd restarted with the config", &[old]).await;
         (hash, pid)
@@ -146,10 +159,16 @@ async fn collectd_good_config_restarts_it_and_is_applied_with_effective_config_r
         assert!(caps.contains(&Value::from(c)), "{c} missing: {caps:?}");
     }
 
-    // First config: the load plugin. collectd is restarted with it (a new daemon), whose
-    // CSV output grows row by row.
+    // First config: the load plugin, and a second file collectd does not read. collectd is
+    // restarted with it (a new daemon), whose CSV output grows row by row.
     let starts = w.layout.collectd_starts();
-    let (hash1, pid1) = w.apply("collectd", LOAD, w.pid).await;
+    let (hash1, pid1) = w
+        .apply_files(
+            "collectd",
+            &[("collectd.conf", LOAD), ("NOTES.txt", NOTES)],
+            w.pid,
+        )
+        .await;
     assert!(!alive(w.pid), "the old collectd {} still runs", w.pid);
     assert_eq!(w.remote_file().0, LOAD);
     w.wait_rows("load", 3).await;
@@ -158,12 +177,17 @@ async fn collectd_good_config_restarts_it_and_is_applied_with_effective_config_r
     assert_eq!(detail["sync_state"], "in_sync", "{detail}");
     assert_eq!(
         file_names(effective(&detail)),
-        ["base.conf", "collectd.conf"]
+        ["NOTES.txt", "base.conf", "collectd.conf"]
             .map(String::from)
             .into_iter()
             .collect()
     );
     assert_eq!(effective(&detail)["collectd.conf"]["body"], LOAD);
+    assert_eq!(effective(&detail)["NOTES.txt"]["body"], NOTES);
+    assert_eq!(
+        std::fs::read_to_string(w.layout.config_dir.join("NOTES.txt")).unwrap(),
+        NOTES
+    );
     assert_eq!(
         effective(&detail)["base.conf"]["body"],
         w.layout.base_conf().as_str()
@@ -185,6 +209,15 @@ async fn collectd_good_config_restarts_it_and_is_applied_with_effective_config_r
         )
         .await;
     assert_eq!(detail["remote_config_status"]["status"], "APPLIED");
+    // The file the new version no longer has is gone, from the dir and the report.
+    assert!(!w.layout.config_dir.join("NOTES.txt").exists());
+    assert_eq!(
+        file_names(effective(&detail)),
+        ["base.conf", "collectd.conf"]
+            .map(String::from)
+            .into_iter()
+            .collect()
+    );
     assert_eq!(collectd_daemons(w.agent.pid), vec![pid2]);
     let log = w.layout.log_text();
     assert!(

@@ -21,21 +21,22 @@ const LOAD: &str = "LoadPlugin load\n";
 const APPLIED: u64 = 1;
 
 #[tokio::test]
-async fn mock_server_config_is_applied_to_collectd_and_reported_rcfg_3_eff_2_http_1_disc_4() {
+async fn mock_server_config_is_applied_to_collectd_and_reported_rcfg_3_eff_2_eff_5_http_1_disc_4() {
     let test = "mock_server_config_is_applied_to_collectd_and_reported";
     let peers = peers_or_skip!(test);
     collectd_or_skip!(test);
     let mut mock = peers.mock_server(&[]).await;
-    mock.set_config(&[("collectd.conf", LOAD, "text/plain")])
-        .await;
+    mock.set_config(&[("", LOAD, "text/plain")]).await;
 
     let layout = Layout::new();
     layout.write_agent_config(mock.endpoint(), "1s", "");
     let mut agent = Agent::start(&layout.config).await;
     let first = wait_collectd(&agent, "the first collectd", &[]).await;
 
-    // The mock offers its config on its first reply; opamp-agent validates it, restarts
-    // collectd with it, and reports APPLIED with the mock's hash and its effective config.
+    // The mock offers its config on its first reply, as a single file under the key ""
+    // (EFF-5): opamp-agent writes it as its main file (collectd.conf), validates it,
+    // restarts collectd with it, and reports APPLIED with the mock's hash and its effective
+    // config.
     let offer = mock
         .wait_for("the mock's offer", |e| e["remote_config_hash"].is_string())
         .await;

@@ -394,13 +394,24 @@ impl Opampd {
     /// Creates a version of config `name` with one file `collectd.conf` holding `body`, and
     /// (the first time) assigns the config to the agent `uid`. Returns the version's hash.
     pub async fn push(&self, name: &str, body: &str, uid: &str) -> String {
+        self.push_files(name, &[("collectd.conf", body)], uid).await
+    }
+
+    /// Like [`Opampd::push`], with several files (name, body).
+    pub async fn push_files(&self, name: &str, files: &[(&str, &str)], uid: &str) -> String {
+        let files: serde_json::Map<String, Value> = files
+            .iter()
+            .map(|(n, b)| {
+                (
+                    (*n).to_owned(),
+                    serde_json::json!({"content_type": "text/plain", "body": b}),
+                )
+            })
+            .collect();
         let created = self
             .post(
                 "/api/v1/configs",
-                serde_json::json!({
-                    "name": name,
-                    "files": {"collectd.conf": {"content_type": "text/plain", "body": body}},
-                }),
+                serde_json::json!({"name": name, "files": files}),
             )
             .await;
         let hash = created["version"]["hash"].as_str().unwrap().to_owned();
