@@ -670,7 +670,15 @@ impl Supervisor {
                 return self.fail(&hash, reason).await;
             }
         }
-        // Swap it in.
+        // Swap it in. Until it is in, both the old and the new names count as managed, so
+        // that a rollback (now or after a crash) removes whatever was written.
+        let old_names: Vec<String> = self.state.managed.keys().cloned().collect();
+        for (name, f) in &mapped.files {
+            self.state
+                .managed
+                .entry(name.clone())
+                .or_insert_with(|| f.content_type.clone());
+        }
         self.state.remote = Some(RemoteRecord {
             hash: hex::encode(&hash),
             status: RemoteOutcome::Applying,
@@ -682,11 +690,7 @@ impl Supervisor {
             .iter()
             .map(|(n, f)| (n.clone(), f.body.clone()))
             .collect();
-        if let Err(e) = files::swap_in(
-            &self.settings.config.dir,
-            &new,
-            self.state.managed.keys().cloned(),
-        ) {
+        if let Err(e) = files::swap_in(&self.settings.config.dir, &new, old_names) {
             // Some files may be written: put the last known good back.
             self.gate = Some(Gate {
                 hash: hash.clone(),
