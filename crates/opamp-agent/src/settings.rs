@@ -252,6 +252,9 @@ pub struct ConfigSettings {
     pub restrictions: Restrictions,
 }
 
+/// The longest duration any setting accepts.
+const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 3600);
+
 fn bad(file: &Path, key: &str, message: impl std::fmt::Display) -> Error {
     Error::Config {
         file: file.to_path_buf(),
@@ -567,6 +570,27 @@ impl Settings {
             return Err(bad(path, "own_metrics.interval", "must be more than 0"));
         }
 
+        // Deadlines are `Instant + duration`: keep them far from overflowing.
+        let health_gate = c.health_gate.unwrap_or(Duration::from_secs(10));
+        for (key, d) in [
+            ("server.heartbeat", server.heartbeat),
+            ("process.stop_timeout", Some(process.stop_timeout)),
+            (
+                "process.restart_backoff_max",
+                Some(process.restart_backoff_max),
+            ),
+            ("config.health_gate", Some(health_gate)),
+            (
+                "config.validate.timeout",
+                validate.as_ref().map(|v| v.timeout),
+            ),
+            ("own_metrics.interval", Some(own_metrics_interval)),
+        ] {
+            if d.is_some_and(|d| d > MAX_DURATION) {
+                return Err(bad(path, key, "must be at most 365 days"));
+            }
+        }
+
         Ok(Self {
             config_file: path.to_path_buf(),
             state_dir,
@@ -577,7 +601,7 @@ impl Settings {
                 accept_remote: c.accept_remote,
                 dir: config_dir,
                 apply,
-                health_gate: c.health_gate.unwrap_or(Duration::from_secs(10)),
+                health_gate,
                 validate,
                 main_file,
                 local,
@@ -640,6 +664,10 @@ args = ["-C", "{config_dir}/x.conf"]
             ("[config]\napply = \"reload\"\n", "config.apply"),
             ("[config]\nmain_file = \"../x\"\n", "config.main_file"),
             ("[config]\nhealth_gate = \"ten\"\n", "health_gate"),
+            (
+                "[config]\nhealth_gate = \"9000000h\"\n",
+                "config.health_gate",
+            ),
             ("[[config.local]]\nname = \"a.conf\"\n", "config.local[0]"),
         ] {
             let text = format!("{MINIMAL}\n{extra}");
