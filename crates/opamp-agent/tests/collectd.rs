@@ -493,3 +493,45 @@ async fn collectd_example_config_works_as_documented_rcfg_3_eff_2() {
     in_config.sort();
     assert_eq!(in_config, ["base.conf", "collectd.conf"]);
 }
+
+/// opamp-agent killed with SIGKILL leaves collectd running (its own process group); the next
+/// opamp-agent stops that collectd before starting one, so two never run at once, and
+/// carries on with the same instance uid and the applied config.
+#[tokio::test]
+async fn collectd_left_by_a_killed_opamp_agent_is_stopped_by_the_next_one_rcfg_5() {
+    collectd_or_skip!("collectd_left_by_a_killed_opamp_agent_is_stopped_by_the_next_one");
+    let mut w = start("1s").await;
+    let (hash, pid1) = w.apply("collectd", LOAD, w.pid).await;
+    w.agent.kill9().await;
+    assert!(alive(pid1), "collectd {pid1} died with opamp-agent");
+    let orphan = support_e2e::stat(pid1).unwrap();
+    assert_ne!(orphan.ppid, w.agent.pid);
+    let mark = w.layout.log_text().len();
+
+    w.agent = Agent::start(&w.layout.config).await;
+    let pid2 = wait_collectd(&w.agent, "collectd under the new opamp-agent", &[pid1]).await;
+    wait_until(
+        "the orphaned collectd stopped",
+        || !alive(pid1),
+        || w.detail(),
+    )
+    .await;
+    assert_eq!(collectd_daemons(w.agent.pid), vec![pid2]);
+    assert_eq!(w.opampd.wait_agent().await, w.uid);
+    w.opampd.wait_status(&w.uid, &hash, "APPLIED").await;
+    assert_eq!(w.remote_file().0, LOAD);
+    let rows = w.layout.csv_rows("load");
+    w.wait_rows("load", rows + 2).await;
+    let out = w.agent.output.text();
+    assert!(!out.contains("applying config"), "{out}");
+    // In collectd's log, the orphan's exit comes before the new daemon's start.
+    let log = w.layout.log_text();
+    let after = &log[mark..];
+    let exited = after
+        .find("Exiting normally.")
+        .expect("the orphan never exited");
+    let started = after
+        .find("Initialization complete")
+        .expect("no new collectd");
+    assert!(exited < started, "two collectd ran at once:\n{after}");
+}

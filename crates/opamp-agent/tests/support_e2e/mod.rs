@@ -507,6 +507,12 @@ impl Agent {
         }
     }
 
+    /// SIGKILL: opamp-agent gets no chance to stop its process.
+    pub async fn kill9(&mut self) {
+        kill(self.pid, "KILL");
+        let _ = tokio::time::timeout(WAIT, self.child.wait()).await;
+    }
+
     /// SIGTERM, then waits for the exit (a deadlock guard of [`WAIT`]).
     pub async fn terminate(&mut self) -> ExitStatus {
         kill(self.pid, "TERM");
