@@ -160,7 +160,7 @@ mod tests {
     }
 
     #[test]
-    fn detected_attributes_added_unless_configured_desc_2() {
+    fn detected_attributes_added_unless_configured_desc_1() {
         let settings = DescriptionSettings {
             identifying: vec![("service.name".into(), string("collectd"))],
             non_identifying: vec![("host.name".into(), string("configured-host"))],

@@ -9,7 +9,7 @@ use opamp_client::{
     StateStore as _, v1,
 };
 use opamp_config::{ConfigFile, ConfigMap};
-use opamp_health::{CheckId, CheckKind, HealthMonitor, Outcome};
+use opamp_health::{CheckId, CheckKind, HealthEvent, HealthMonitor, Outcome};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
 
@@ -323,7 +323,23 @@ impl Supervisor {
             }
             self.on_timers().await;
             while let Some(ev) = self.monitor.poll_event() {
-                tracing::info!("health: {ev:?}");
+                match ev {
+                    HealthEvent::Changed { check, from, to } => {
+                        tracing::info!("health check {check}: {from} -> {to}");
+                    }
+                    HealthEvent::Flapping {
+                        check,
+                        flapping: true,
+                    } => {
+                        tracing::warn!("health check {check} is flapping");
+                    }
+                    HealthEvent::Flapping {
+                        check,
+                        flapping: false,
+                    } => {
+                        tracing::info!("health check {check} is stable again");
+                    }
+                }
             }
             self.report_health().await;
         }

@@ -330,7 +330,7 @@ async fn restart_command_restarts_the_process_cmd_3() {
 }
 
 #[tokio::test]
-async fn restarted_opamp_agent_keeps_its_uid_and_reapplies_nothing_uid_1_rcfg_3() {
+async fn restarted_opamp_agent_keeps_its_uid_and_reapplies_nothing_uid_2_rcfg_3() {
     let (server, layout, mut agent, first) = setup("", "").await;
     let rc = remote_config(&[("", "v1\n")]);
     offer(&server, &layout, &rc).await;
