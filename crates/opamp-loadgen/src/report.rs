@@ -224,7 +224,7 @@ pub fn render(r: &Results, meta: &Meta) -> String {
     }
     s.push_str(
         "\nThe server under test is `bench-server` (crates/opamp-loadgen): the `opamp-server` \
-         library with library defaults (WebSocket read buffer 4 KiB, send queue 64, ping every \
+         library with library defaults (WebSocket read buffer 1 KiB, send queue 64, ping every \
          30 s), except that admission control does not pace new connections (the load generator \
          sets the pace). Its handler offers a ~3 KiB remote config, stores nothing per agent, and \
          notes when each agent reports a pushed config APPLIED. `opamp-loadgen` simulates the \

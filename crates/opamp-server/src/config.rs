@@ -25,7 +25,10 @@ pub struct WsConfig {
     pub write_timeout: Duration,
     /// How long to wait for the peer's close frame after sending ours.
     pub close_timeout: Duration,
-    /// The WebSocket read buffer per connection, in bytes.
+    /// The WebSocket read buffer per connection, in bytes (default 1 KiB). It is also the
+    /// most read from the socket at once. A larger message grows the buffer to about this
+    /// size plus the message, for the life of the connection, so a small value keeps idle
+    /// connections small; a heartbeat fits in 1 KiB.
     pub read_buffer_size: usize,
     /// The WebSocket write buffer per connection, in bytes (0: write each message
     /// eagerly).
@@ -41,7 +44,7 @@ impl Default for WsConfig {
             idle_timeout: Some(Duration::from_secs(3600)),
             write_timeout: Duration::from_secs(30),
             close_timeout: Duration::from_secs(5),
-            read_buffer_size: 4096,
+            read_buffer_size: 1024,
             write_buffer_size: 0,
         }
     }

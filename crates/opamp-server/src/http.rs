@@ -111,14 +111,37 @@ pub(crate) fn connection_request(
             .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
             .map(|c| c.0)
     });
+    // hyper parses header values and the URI as slices of its whole read buffer (8-16 KiB),
+    // so anything kept for the life of a WebSocket connection must be copied out of it, or
+    // that buffer stays allocated per connection. A plain HTTP request is short-lived.
+    let (headers, uri) = match transport {
+        Transport::WebSocket => (detach_headers(&parts.headers), detach_uri(&parts.uri)),
+        Transport::Http => (std::mem::take(&mut parts.headers), parts.uri.clone()),
+    };
     ConnectionRequest {
-        headers: std::mem::take(&mut parts.headers),
-        uri: parts.uri.clone(),
+        headers,
+        uri,
         peer_addr,
         transport,
         connection_id,
         peer_certificates: meta.and_then(|m| m.peer_certificates.clone()),
     }
+}
+
+/// A copy of `headers` that shares no memory with hyper's read buffer.
+fn detach_headers(headers: &http::HeaderMap) -> http::HeaderMap {
+    let mut out = http::HeaderMap::with_capacity(headers.len());
+    for (name, value) in headers {
+        let mut copy = HeaderValue::from_bytes(value.as_bytes()).unwrap_or_else(|_| value.clone());
+        copy.set_sensitive(value.is_sensitive());
+        out.append(name.clone(), copy);
+    }
+    out
+}
+
+/// A copy of `uri` that shares no memory with hyper's read buffer.
+fn detach_uri(uri: &http::Uri) -> http::Uri {
+    uri.to_string().parse().unwrap_or_else(|_| uri.clone())
 }
 
 fn text(status: StatusCode, body: &'static str) -> Response {
@@ -420,6 +443,32 @@ mod tests {
             map.append(*k, HeaderValue::from_static(v));
         }
         map
+    }
+
+    #[test]
+    fn websocket_connection_request_shares_no_memory_with_the_request() {
+        let buffer = bytes::Bytes::from_static(b"secret-tokenagent-1");
+        let mut request = http::Request::builder()
+            .uri("/v1/opamp?fleet=a")
+            .body(())
+            .unwrap();
+        request.headers_mut().insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_maybe_shared(buffer.slice(0..12)).unwrap(),
+        );
+        request.headers_mut().append(
+            "x-agent",
+            HeaderValue::from_maybe_shared(buffer.slice(12..)).unwrap(),
+        );
+        let (mut parts, ()) = request.into_parts();
+        let original = parts.headers.clone();
+        let conn = connection_request(&mut parts, Transport::WebSocket, None);
+        assert_eq!(conn.headers, original);
+        assert_eq!(conn.uri, "/v1/opamp?fleet=a");
+        let range = buffer.as_ptr_range();
+        for value in conn.headers.values() {
+            assert!(!range.contains(&value.as_bytes().as_ptr()));
+        }
     }
 
     #[test]
