@@ -443,6 +443,26 @@ impl Fleet {
         r
     }
 
+    /// Every agent in the store, read in pages of 1,000 (the summary and the web UI).
+    pub(crate) async fn all_agents(&self) -> Result<Vec<opamp_store::Agent>, opamp_store::Error> {
+        let mut out = Vec::new();
+        let mut page = PageRequest::first(1000);
+        loop {
+            let p = self
+                .timed(
+                    "list_agents",
+                    self.store()
+                        .list_agents(opamp_store::AgentFilter::default(), page.clone()),
+                )
+                .await?;
+            out.extend(p.items);
+            match p.next_cursor {
+                Some(c) => page = PageRequest::after(c, 1000),
+                None => return Ok(out),
+            }
+        }
+    }
+
     async fn load_agents(&self) -> Result<(), Error> {
         let mut page = PageRequest::first(1000);
         let mut loaded = 0usize;

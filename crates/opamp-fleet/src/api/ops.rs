@@ -10,7 +10,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures_util::Stream;
-use opamp_store::{AgentFilter, AuditFilter, PageRequest, Role};
+use opamp_store::{AuditFilter, PageRequest, Role};
 use tokio::sync::broadcast::error::RecvError;
 use utoipa::OpenApi as _;
 
@@ -41,44 +41,29 @@ pub(crate) async fn summary(
     for k in ["healthy", "unhealthy", "unknown"] {
         s.by_health.insert(k.into(), 0);
     }
-    let mut page = PageRequest::first(1000);
-    loop {
-        let p = fleet
-            .timed(
-                "list_agents",
-                fleet
-                    .store()
-                    .list_agents(AgentFilter::default(), page.clone()),
-            )
-            .await?;
-        for a in &p.items {
-            s.total += 1;
-            let conn = if a.connected {
-                "connected"
-            } else {
-                "disconnected"
-            };
-            *s.by_connection.entry(conn.into()).or_default() += 1;
-            let t = a.transport.map_or("unknown", |t| t.as_str());
-            *s.by_transport.entry(t.into()).or_default() += 1;
-            let (_, state) = fleet.view_of(a);
-            *s.by_sync_state.entry(state.as_str().into()).or_default() += 1;
-            let health = match a
-                .health
-                .as_ref()
-                .and_then(|h| h.get("healthy"))
-                .and_then(|h| h.as_bool())
-            {
-                Some(true) => "healthy",
-                Some(false) => "unhealthy",
-                None => "unknown",
-            };
-            *s.by_health.entry(health.into()).or_default() += 1;
-        }
-        match p.next_cursor {
-            Some(c) => page = PageRequest::after(c, 1000),
-            None => break,
-        }
+    for a in &fleet.all_agents().await? {
+        s.total += 1;
+        let conn = if a.connected {
+            "connected"
+        } else {
+            "disconnected"
+        };
+        *s.by_connection.entry(conn.into()).or_default() += 1;
+        let t = a.transport.map_or("unknown", |t| t.as_str());
+        *s.by_transport.entry(t.into()).or_default() += 1;
+        let (_, state) = fleet.view_of(a);
+        *s.by_sync_state.entry(state.as_str().into()).or_default() += 1;
+        let health = match a
+            .health
+            .as_ref()
+            .and_then(|h| h.get("healthy"))
+            .and_then(|h| h.as_bool())
+        {
+            Some(true) => "healthy",
+            Some(false) => "unhealthy",
+            None => "unknown",
+        };
+        *s.by_health.entry(health.into()).or_default() += 1;
     }
     Ok(Json(s))
 }

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use opamp_store::{Agent, AgentFilter, PageRequest};
+use opamp_store::Agent;
 
 use super::UiResult;
 use crate::Fleet;
@@ -95,22 +95,5 @@ impl Snapshot {
 }
 
 async fn scan(fleet: &Fleet) -> UiResult<Vec<Agent>> {
-    let mut out = Vec::new();
-    let mut page = PageRequest::first(1000);
-    loop {
-        let p = fleet
-            .timed(
-                "list_agents",
-                fleet
-                    .store()
-                    .list_agents(AgentFilter::default(), page.clone()),
-            )
-            .await?;
-        out.extend(p.items);
-        match p.next_cursor {
-            Some(c) => page = PageRequest::after(c, 1000),
-            None => break,
-        }
-    }
-    Ok(out)
+    Ok(fleet.all_agents().await?)
 }
