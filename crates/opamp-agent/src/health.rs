@@ -120,7 +120,11 @@ mod tests {
         )
         .await;
         assert_eq!(ok, Outcome::Success);
-        drop(l);
+        // A port bound but not listening refuses connections, and stays ours while the test
+        // runs (a dropped listener's port could be taken by a test running in parallel).
+        let closed = tokio::net::TcpSocket::new_v4().unwrap();
+        closed.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let addr = closed.local_addr().unwrap().to_string();
         let bad = probe(CheckKind::Tcp { address: addr }, Duration::from_secs(10)).await;
         assert!(matches!(bad, Outcome::Failure(_)), "{bad:?}");
         let ok = probe(
