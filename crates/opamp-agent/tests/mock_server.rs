@@ -46,8 +46,26 @@ async fn mock_server_config_is_applied_to_collectd_and_reported_rcfg_3_eff_2_eff
             && e["remote_config_status"]["hash"] == hash.as_str()
     })
     .await;
-    let restarted = wait_collectd(&agent, "collectd restarted with the config", &[first]).await;
-    assert!(!alive(first));
+    // The mock offers at once, so the restart may be over before `first` was read: what
+    // matters is that the collectd running now was started after the apply began.
+    let restarted = wait_collectd(&agent, "collectd running after the apply", &[]).await;
+    let log = agent.output.text();
+    let lines: Vec<&str> = log.lines().collect();
+    let applying = lines
+        .iter()
+        .position(|l| l.contains("applying config"))
+        .unwrap_or_else(|| panic!("no apply logged:\n{log}"));
+    let started = lines
+        .iter()
+        .rposition(|l| l.ends_with(&format!("process started pid={restarted}")))
+        .unwrap_or_else(|| panic!("no start of pid {restarted} logged:\n{log}"));
+    assert!(
+        started > applying,
+        "collectd {restarted} predates the apply:\n{log}"
+    );
+    if first != restarted {
+        assert!(!alive(first));
+    }
     let remote = std::fs::read_to_string(layout.config_dir.join("collectd.conf")).unwrap();
     assert_eq!(remote, LOAD);
     wait_until(
