@@ -318,6 +318,11 @@ async fn fleet_scenario(test: &str, store_args: &[&str]) {
     let mut d = d;
     let status = d.terminate().await;
     assert!(status.success(), "{status}\n{}", d.stderr());
+    // The log is read by a task of its own: give it time to reach the last line.
+    let deadline = tokio::time::Instant::now() + support::WAIT;
+    while !d.stderr().contains("stopped") && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
     assert!(d.stderr().contains("stopped"), "{}", d.stderr());
 }
 
