@@ -80,7 +80,9 @@
   var es;
   function connect() {
     es = new EventSource(source, { withCredentials: true });
-    es.onopen = function () { setStatus("on", "Live"); };
+    // Events sent between this page's render and the stream's (re)opening are not
+    // replayed: catch up once on every open.
+    es.onopen = function () { setStatus("on", "Live"); schedule(); };
     es.onerror = function () {
       setStatus("error", "Live updates reconnecting…");
     };
