@@ -4,7 +4,7 @@
 use std::process::Stdio;
 use std::time::{Duration, SystemTime};
 
-use opamp_health::{CheckKind, Outcome};
+use opamp_health::{CheckKind, HealthEvent, Outcome};
 use opamp_proto::v1::ComponentHealth;
 
 /// Runs one probe with its timeout.
@@ -84,6 +84,62 @@ pub fn report(
     }
     checks.status_time_unix_nano = checks.status_time_unix_nano.max(unix_nanos(changed));
     checks
+}
+
+/// A health event as a log line (Display):
+/// `health check "process": degraded → healthy`, `health check "process" is flapping`,
+/// `health check "process" is stable again`. States are lower case (opamp-health's
+/// `Status` display); the check name is quoted, so an odd name cannot forge a line.
+#[derive(Clone, Copy, Debug)]
+pub struct EventLine<'a>(pub &'a HealthEvent);
+
+impl std::fmt::Display for EventLine<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            HealthEvent::Changed { check, from, to } => {
+                write!(f, "health check {check:?}: {from} → {to}")
+            }
+            HealthEvent::Flapping {
+                check,
+                flapping: true,
+            } => write!(f, "health check {check:?} is flapping"),
+            HealthEvent::Flapping {
+                check,
+                flapping: false,
+            } => write!(f, "health check {check:?} is stable again"),
+        }
+    }
+}
+
+/// Logs a health event: the [`EventLine`] as the message, with structured fields
+/// `check`, `from`, `to` (a change; lower-case states) or `check`, `flapping`. A check
+/// that starts flapping is a warning, everything else info.
+pub fn log_event(ev: &HealthEvent) {
+    let line = EventLine(ev);
+    match ev {
+        HealthEvent::Changed { check, from, to } => {
+            tracing::info!(check = %check, from = %from, to = %to, "{line}");
+        }
+        HealthEvent::Flapping {
+            check,
+            flapping: true,
+        } => tracing::warn!(check = %check, flapping = true, "{line}"),
+        HealthEvent::Flapping {
+            check,
+            flapping: false,
+        } => tracing::info!(check = %check, flapping = false, "{line}"),
+    }
+}
+
+/// Logs a health report that differs from the previous one (debug level), with the
+/// fields `healthy`, `status` and `last_error` (empty when healthy).
+pub fn log_report(h: &ComponentHealth) {
+    tracing::debug!(
+        healthy = h.healthy,
+        status = %h.status,
+        last_error = %h.last_error,
+        "health reported"
+    );
 }
 
 /// Nanoseconds since the Unix epoch.
@@ -187,6 +243,47 @@ mod tests {
         )
         .await;
         assert_eq!(out, Outcome::timed_out(Duration::from_secs(1)));
+    }
+
+    #[test]
+    fn health_events_read_as_sentences_with_lower_case_states() {
+        use opamp_health::Status;
+        let changed = HealthEvent::Changed {
+            check: "process".into(),
+            from: Status::Degraded,
+            to: Status::Healthy,
+        };
+        assert_eq!(
+            EventLine(&changed).to_string(),
+            r#"health check "process": degraded → healthy"#
+        );
+        let down = HealthEvent::Changed {
+            check: "http".into(),
+            from: Status::Healthy,
+            to: Status::Unhealthy,
+        };
+        assert_eq!(
+            EventLine(&down).to_string(),
+            r#"health check "http": healthy → unhealthy"#
+        );
+        let flap = |flapping| HealthEvent::Flapping {
+            check: "tcp".into(),
+            flapping,
+        };
+        assert_eq!(
+            EventLine(&flap(true)).to_string(),
+            r#"health check "tcp" is flapping"#
+        );
+        assert_eq!(
+            EventLine(&flap(false)).to_string(),
+            r#"health check "tcp" is stable again"#
+        );
+        // A name with a newline cannot start a second log line.
+        let odd = HealthEvent::Flapping {
+            check: "a\nb".into(),
+            flapping: true,
+        };
+        assert!(!EventLine(&odd).to_string().contains('\n'));
     }
 
     #[test]

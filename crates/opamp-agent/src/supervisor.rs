@@ -9,7 +9,7 @@ use opamp_client::{
     StateStore as _, v1,
 };
 use opamp_config::{ConfigFile, ConfigMap};
-use opamp_health::{CheckId, CheckKind, HealthEvent, HealthMonitor, Outcome};
+use opamp_health::{CheckId, CheckKind, HealthMonitor, Outcome};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
 
@@ -323,23 +323,7 @@ impl Supervisor {
             }
             self.on_timers().await;
             while let Some(ev) = self.monitor.poll_event() {
-                match ev {
-                    HealthEvent::Changed { check, from, to } => {
-                        tracing::info!("health check {check}: {from} -> {to}");
-                    }
-                    HealthEvent::Flapping {
-                        check,
-                        flapping: true,
-                    } => {
-                        tracing::warn!("health check {check} is flapping");
-                    }
-                    HealthEvent::Flapping {
-                        check,
-                        flapping: false,
-                    } => {
-                        tracing::info!("health check {check} is stable again");
-                    }
-                }
+                health::log_event(&ev);
             }
             self.report_health().await;
         }
@@ -508,12 +492,7 @@ impl Supervisor {
             .as_ref()
             .is_none_or(|last| health::without_times(last) != health::without_times(&h));
         if changed {
-            tracing::debug!(
-                "health healthy={} status={} last_error={:?}",
-                h.healthy,
-                h.status,
-                h.last_error
-            );
+            health::log_report(&h);
             let _ = self.client.set_health(h.clone()).await;
             self.last_health = Some(h);
         }

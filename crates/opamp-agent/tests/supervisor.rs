@@ -289,7 +289,21 @@ recovery_threshold = 1
         || format!("{:?}", r.healths()),
     )
     .await;
-    assert!(layout.log_text().contains("process exited status=SIGKILL"));
+    let log = layout.log_text();
+    assert!(log.contains("process exited status=SIGKILL"));
+    // Readable health lines with structured fields, no Rust Debug forms.
+    assert!(
+        log.contains(r#"health check "process": healthy → unhealthy"#),
+        "{log}"
+    );
+    assert!(
+        log.contains("check=process from=healthy to=unhealthy"),
+        "{log}"
+    );
+    assert!(log.contains("last_error=killed by signal SIGKILL"), "{log}");
+    assert!(!log.contains("Changed {"), "{log}");
+    assert!(!log.contains("Unhealthy"), "{log}");
+    assert!(!log.contains("last_error=\""), "{log}");
     assert!(agent.terminate().await.success());
 }
 
