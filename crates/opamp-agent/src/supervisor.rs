@@ -9,7 +9,7 @@ use opamp_client::{
     StateStore as _, v1,
 };
 use opamp_config::{ConfigFile, ConfigMap};
-use opamp_health::{CheckId, CheckKind, HealthMonitor, Outcome};
+use opamp_health::{CheckId, CheckKind, HealthMonitor, Outcome, Status};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
 
@@ -21,6 +21,9 @@ use crate::process::{ManagedProcess, RestartBackoff, describe_exit, exit_short};
 use crate::settings::{ApplyMode, Settings, guess_content_type};
 use crate::state::{AgentState, LkgRecord, RemoteOutcome, RemoteRecord};
 use crate::{Error, description};
+
+/// A probe's outcome, tagged with the [`Supervisor::run_epoch`] it was started in.
+type ProbeResult = (CheckId, u64, Outcome);
 
 /// A config in its health gate.
 #[derive(Debug)]
@@ -34,7 +37,7 @@ struct Gate {
 enum Wake {
     Client(Option<ClientEvent>),
     Exited(std::io::Result<std::process::ExitStatus>, Duration),
-    Probe(CheckId, Outcome),
+    Probe(ProbeResult),
     Timer,
     Shutdown(&'static str),
     Hangup,
@@ -73,8 +76,12 @@ pub struct Supervisor {
     gate: Option<Gate>,
     queued: Option<v1::AgentRemoteConfig>,
     monitor: HealthMonitor,
-    probe_tx: mpsc::UnboundedSender<(CheckId, Outcome)>,
-    probe_rx: mpsc::UnboundedReceiver<(CheckId, Outcome)>,
+    probe_tx: mpsc::UnboundedSender<ProbeResult>,
+    probe_rx: mpsc::UnboundedReceiver<ProbeResult>,
+    /// Counts the supervisor's own restarts and reloads of the process: a probe started
+    /// before one describes the process as it was, so its result is not recorded and the
+    /// probe runs again.
+    run_epoch: u64,
     last_health: Option<v1::ComponentHealth>,
     metrics: OwnMetrics,
     last_pid: u32,
@@ -272,6 +279,7 @@ impl Supervisor {
             monitor,
             probe_tx,
             probe_rx,
+            run_epoch: 0,
             last_health: None,
             metrics,
             last_pid: 0,
@@ -291,14 +299,14 @@ impl Supervisor {
         let mut hup = sig(SignalKind::hangup())?;
 
         self.process.stop_leftover().await;
-        self.start_process();
+        self.start_process(true);
         self.report_health().await;
         loop {
             let deadline = self.next_deadline();
             let wake = tokio::select! {
                 ev = self.events.recv() => Wake::Client(ev),
                 (status, ran) = self.process.wait() => Wake::Exited(status, ran),
-                Some((id, outcome)) = self.probe_rx.recv() => Wake::Probe(id, outcome),
+                Some(result) = self.probe_rx.recv() => Wake::Probe(result),
                 () = sleep_until(deadline) => Wake::Timer,
                 _ = term.recv() => Wake::Shutdown("SIGTERM"),
                 _ = int.recv() => Wake::Shutdown("SIGINT"),
@@ -311,8 +319,14 @@ impl Supervisor {
                 }
                 Wake::Client(Some(ev)) => self.on_client_event(ev).await,
                 Wake::Exited(status, ran) => self.on_exit(status, ran).await,
-                Wake::Probe(id, outcome) => {
-                    self.monitor.record(id, Instant::now(), outcome);
+                Wake::Probe((id, epoch, outcome)) => {
+                    if epoch == self.run_epoch {
+                        self.monitor.record(id, Instant::now(), outcome);
+                    } else if let Some(spec) = self.monitor.spec(id) {
+                        // Started before a deliberate restart or reload: ask again.
+                        let (kind, timeout) = (spec.kind.clone(), spec.timeout);
+                        self.spawn_probe(id, kind, timeout);
+                    }
                 }
                 Wake::Timer => {}
                 Wake::Shutdown(name) => {
@@ -357,14 +371,22 @@ impl Supervisor {
 
     // ---- the process ----
 
-    fn start_process(&mut self) {
+    /// Starts the process. `fresh`: after a crash, at start-up, or when the checks were not
+    /// all healthy, every check starts over (opamp-health's reset: starting, due now).
+    /// Otherwise the supervisor itself stopped a healthy process a moment ago (restart
+    /// command, config apply): see [`Self::checks_carry_over`].
+    fn start_process(&mut self, fresh: bool) {
         let now = Instant::now();
         match self.process.start() {
             Ok(pid) => {
                 self.last_pid = pid;
                 self.restart_at = None;
                 self.process_changed = SystemTime::now();
-                self.monitor.reset(now);
+                if fresh {
+                    self.monitor.reset(now);
+                } else {
+                    self.checks_carry_over(now);
+                }
                 self.metrics.process_started();
             }
             Err(e) => {
@@ -378,9 +400,28 @@ impl Supervisor {
         }
     }
 
+    /// Stops the process (if it runs) and starts it again at once. Stopping a running
+    /// process is deliberate, not a failure: the process check is not asked while the
+    /// supervisor waits for the exit, and the checks carry over to the new process (see
+    /// [`Self::checks_carry_over`]).
     async fn restart_process(&mut self) {
+        let deliberate = self.process.pid().is_some();
         self.process.stop().await;
-        self.start_process();
+        self.start_process(!deliberate);
+    }
+
+    /// After the supervisor's own restart or reload of the process. When every check is
+    /// healthy they keep their verdicts and counters: a deliberate restart is neither a
+    /// failure nor a healthy → starting → healthy flip, and never counts toward flapping;
+    /// probes still in flight are asked again (see [`Self::run_epoch`]), later ones probe
+    /// the new process on their schedule. When a check was not healthy, every check starts
+    /// over instead (a new config must get its chance to fix it, not inherit the verdict).
+    fn checks_carry_over(&mut self, now: Instant) {
+        if self.monitor.status() == Status::Healthy {
+            self.run_epoch += 1;
+        } else {
+            self.monitor.reset(now);
+        }
     }
 
     async fn on_exit(&mut self, status: std::io::Result<std::process::ExitStatus>, ran: Duration) {
@@ -424,7 +465,7 @@ impl Supervisor {
         let now = Instant::now();
         if self.restart_at.is_some_and(|t| t <= now) {
             self.restart_at = None;
-            self.start_process();
+            self.start_process(true);
         }
         // Health checks that are due.
         while let Some((id, spec)) = self.monitor.poll_due(now) {
@@ -439,11 +480,7 @@ impl Supervisor {
                 self.monitor.record(id, now, outcome);
                 continue;
             }
-            let tx = self.probe_tx.clone();
-            tokio::spawn(async move {
-                let outcome = health::probe(kind, timeout).await;
-                let _ = tx.send((id, outcome));
-            });
+            self.spawn_probe(id, kind, timeout);
         }
         if self.metrics.next_due().is_some_and(|t| t <= now) {
             self.metrics
@@ -471,6 +508,15 @@ impl Supervisor {
     }
 
     // ---- health ----
+
+    fn spawn_probe(&self, id: CheckId, kind: CheckKind, timeout: Duration) {
+        let tx = self.probe_tx.clone();
+        let epoch = self.run_epoch;
+        tokio::spawn(async move {
+            let outcome = health::probe(kind, timeout).await;
+            let _ = tx.send((id, epoch, outcome));
+        });
+    }
 
     fn process_view(&self) -> ProcessView {
         match self.process.started_wall() {
@@ -723,13 +769,14 @@ impl Supervisor {
                 if let Err(e) = self.process.signal(sig) {
                     tracing::error!("{e}");
                 }
-                self.monitor.reset(Instant::now());
+                // A reload, like a deliberate restart.
+                self.checks_carry_over(Instant::now());
             }
             ApplyMode::Signal(_) | ApplyMode::None => {
                 if self.process.pid().is_none() {
-                    self.start_process();
+                    self.start_process(true);
                 } else {
-                    self.monitor.reset(Instant::now());
+                    self.checks_carry_over(Instant::now());
                 }
             }
         }

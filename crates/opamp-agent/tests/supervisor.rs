@@ -307,6 +307,129 @@ recovery_threshold = 1
     assert!(agent.terminate().await.success());
 }
 
+/// Sends the restart command over the WebSocket (CMD-1).
+fn push_restart(server: &TestServer) {
+    let r = &server.recorder;
+    let uid = opamp_proto::InstanceUid::from_bytes(&r.messages()[0].instance_uid).unwrap();
+    server
+        .server
+        .push(
+            uid,
+            v1::ServerToAgent {
+                command: Some(v1::ServerToAgentCommand {
+                    r#type: v1::CommandType::Restart as i32,
+                }),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+}
+
+#[tokio::test]
+async fn deliberate_restarts_are_no_failure_and_never_flap_but_a_kill_is_hlth_1_hlth_4_cmd_3() {
+    // Strict checks: one failure makes a check unhealthy. The command check answers
+    // asynchronously, so a reset to "starting" would be visible in the reports.
+    let checks = r#"
+[[health.checks]]
+name = "process"
+type = "process"
+interval = "1s"
+failure_threshold = 1
+recovery_threshold = 1
+
+[[health.checks]]
+name = "probe"
+type = "command"
+command = "/bin/true"
+interval = "5s"
+timeout = "5s"
+failure_threshold = 1
+recovery_threshold = 1
+"#;
+    let (server, layout, mut agent, first) = setup("", checks).await;
+    let r = &server.recorder;
+    let all_healthy = |h: &v1::ComponentHealth| {
+        h.healthy
+            && h.status == "healthy"
+            && h.last_error.is_empty()
+            && h.component_health_map.len() == 2
+            && h.component_health_map
+                .values()
+                .all(|c| c.healthy && c.status == "healthy")
+    };
+    wait_until(
+        "healthy",
+        || r.healths().last().is_some_and(all_healthy),
+        || format!("{:?}", r.healths()),
+    )
+    .await;
+    let reports_before = r.healths().len();
+    let log_before = layout.log_text().len();
+
+    // Five config applies (apply = "restart") and two restart commands in a row: more
+    // changes than the flap policy tolerates (4), were they counted.
+    let mut pids = vec![first];
+    for i in 0..5 {
+        let rc = remote_config(&[("", &format!("v{i}\n"))]);
+        offer(&server, &layout, &rc).await;
+        wait_status(
+            &server,
+            &layout,
+            &rc.config_hash,
+            v1::RemoteConfigStatuses::Applied,
+        )
+        .await;
+        pids.push(wait_running(&layout, &pids).await);
+        if i % 2 == 1 {
+            push_restart(&server);
+            pids.push(wait_running(&layout, &pids).await);
+        }
+    }
+    assert_eq!(
+        layout.starts().len(),
+        8,
+        "1 + 5 applies + 2 restart commands"
+    );
+    // Let the checks run against the last process.
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    let healths = r.healths();
+    for h in &healths[reports_before..] {
+        assert!(all_healthy(h), "a deliberate restart reported as {h:?}");
+    }
+    let log = layout.log_text()[log_before..].to_owned();
+    for bad in [
+        "→ degraded",
+        "→ unhealthy",
+        "flapping",
+        "process exited status=SIGKILL",
+    ] {
+        assert!(!log.contains(bad), "{bad:?} in\n{log}");
+    }
+
+    // A real crash still counts.
+    let last = *pids.last().unwrap();
+    signal(last, "KILL");
+    wait_until(
+        "unhealthy after SIGKILL",
+        || {
+            r.healths()[reports_before..]
+                .iter()
+                .any(|h| !h.healthy && h.last_error.contains("killed by signal SIGKILL"))
+        },
+        || format!("{:?}\n{}", r.healths(), layout.log_text()),
+    )
+    .await;
+    assert!(
+        layout
+            .log_text()
+            .contains(r#"health check "process": healthy → unhealthy"#),
+        "{}",
+        layout.log_text()
+    );
+    wait_running(&layout, &pids).await;
+    assert!(agent.terminate().await.success());
+}
+
 #[tokio::test]
 async fn restart_command_restarts_the_process_cmd_3() {
     let (server, layout, mut agent, first) = setup("", "").await;
