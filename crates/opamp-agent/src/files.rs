@@ -84,6 +84,33 @@ pub fn replace_dir(dir: &Path, files: &BTreeMap<String, Vec<u8>>) -> Result<(), 
     Ok(())
 }
 
+/// Removes everything inside `dir` (files, hidden files, subdirectories), keeping `dir`
+/// itself. A missing directory is fine. Used to empty the staging directory.
+pub fn clear_dir(dir: &Path) -> Result<(), Error> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(Error::io(dir, e)),
+    };
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io(dir, e))?;
+        let path = entry.path();
+        // `file_type` does not follow symlinks: a link is removed, never its target.
+        let is_dir = entry.file_type().map(|t| t.is_dir()).unwrap_or(false);
+        let removed = if is_dir {
+            std::fs::remove_dir_all(&path)
+        } else {
+            std::fs::remove_file(&path)
+        };
+        match removed {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io(&path, e)),
+        }
+    }
+    Ok(())
+}
+
 /// Swaps a new set of managed files into `dir`: writes every file of `new` (atomically,
 /// one by one), then removes the names of `old` that are not in `new`. Files that are in
 /// neither (local files, operator files) are untouched.
@@ -177,6 +204,28 @@ mod tests {
                 ("new.conf", "n")
             ])
         );
+    }
+
+    #[test]
+    fn clear_dir_empties_the_directory_but_keeps_it() {
+        let d = tempfile::tempdir().unwrap();
+        let dir = d.path().join("staging");
+        std::fs::create_dir_all(dir.join("sub/deeper")).unwrap();
+        std::fs::write(dir.join("a.conf"), "a").unwrap();
+        std::fs::write(dir.join(".a.conf.tmp-1"), "t").unwrap();
+        std::fs::write(dir.join("sub/deeper/b"), "b").unwrap();
+        let outside = d.path().join("outside");
+        std::fs::create_dir_all(&outside).unwrap();
+        std::fs::write(outside.join("keep"), "k").unwrap();
+        std::os::unix::fs::symlink(&outside, dir.join("link")).unwrap();
+        clear_dir(&dir).unwrap();
+        assert!(dir.is_dir());
+        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
+        assert!(
+            outside.join("keep").exists(),
+            "a link's target is left alone"
+        );
+        clear_dir(&d.path().join("missing")).unwrap();
     }
 
     #[test]

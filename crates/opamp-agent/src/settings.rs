@@ -434,6 +434,16 @@ impl Settings {
             .as_deref()
             .map(rel)
             .unwrap_or_else(|| state_dir.join("config"));
+        // opamp-agent empties staging/ and rewrites lkg/: they cannot be the process's files.
+        for own in ["staging", "lkg"] {
+            if config_dir == state_dir.join(own) {
+                return Err(bad(
+                    path,
+                    "config.dir",
+                    format!("{own}/ of the state directory is opamp-agent's own"),
+                ));
+            }
+        }
         let apply = match c.apply.as_deref() {
             None => ApplyMode::Restart,
             Some(a) => parse_apply(a).ok_or_else(|| {
@@ -669,6 +679,8 @@ args = ["-C", "{config_dir}/x.conf"]
                 "config.health_gate",
             ),
             ("[[config.local]]\nname = \"a.conf\"\n", "config.local[0]"),
+            ("[config]\ndir = \"state/staging\"\n", "config.dir"),
+            ("[config]\ndir = \"state/lkg/\"\n", "config.dir"),
         ] {
             let text = format!("{MINIMAL}\n{extra}");
             let msg = Settings::parse(&text, Path::new("a.toml"), None)

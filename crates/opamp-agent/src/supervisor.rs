@@ -175,6 +175,9 @@ pub fn prepare(settings: &Settings) -> Result<AgentState, Error> {
         state.remote = None;
         state.save(&layout.state_file())?;
     }
+    // A candidate left by a run that stopped while validating it; never needed again
+    // (the recovery above restores from lkg/).
+    files::clear_dir(&layout.staging_dir())?;
     if state.lkg.is_none() {
         let files = managed_files(settings)?;
         let cts = content_types(settings, &state, files.keys().cloned());
@@ -617,6 +620,12 @@ impl Supervisor {
         let _ = self.client.set_remote_config_status(s).await;
     }
 
+    fn clear_staging(&self) {
+        if let Err(e) = files::clear_dir(&self.layout.staging_dir()) {
+            tracing::warn!("cannot clear the staging directory: {e}");
+        }
+    }
+
     fn save_state(&self) {
         if let Err(e) = self.state.save(&self.layout.state_file()) {
             tracing::error!("cannot save the agent state: {e}");
@@ -699,17 +708,20 @@ impl Supervisor {
             staged.insert(name.clone(), f.body.clone());
         }
         let staging = self.layout.staging_dir();
-        if let Err(e) = files::replace_dir(&staging, &staged) {
-            return self
-                .fail(&hash, format!("cannot stage the config: {e}"))
-                .await;
-        }
-        if let Some(v) = &c.validate {
-            if let Err(reason) =
-                apply::run_validate(v, &staging, &c.main_file, &self.settings.state_dir).await
-            {
-                return self.fail(&hash, reason).await;
-            }
+        let checked = match files::replace_dir(&staging, &staged) {
+            Err(e) => Err(format!("cannot stage the config: {e}")),
+            Ok(()) => match &c.validate {
+                Some(v) => {
+                    apply::run_validate(v, &staging, &c.main_file, &self.settings.state_dir).await
+                }
+                None => Ok(()),
+            },
+        };
+        // The staged copy has served its purpose, whatever the outcome: the swap below
+        // writes from memory, a rollback from lkg/.
+        self.clear_staging();
+        if let Err(reason) = checked {
+            return self.fail(&hash, reason).await;
         }
         // Swap it in. Until it is in, both the old and the new names count as managed, so
         // that a rollback (now or after a crash) removes whatever was written.
@@ -937,6 +949,19 @@ body = "local"
             "good"
         );
         assert!(!s.config.dir.join("extra.conf").exists());
+    }
+
+    #[test]
+    fn startup_clears_a_candidate_left_in_staging() {
+        let d = tempfile::tempdir().unwrap();
+        let s = settings(d.path());
+        let staging = s.state_dir.join("staging");
+        std::fs::create_dir_all(staging.join("sub")).unwrap();
+        std::fs::write(staging.join("main.conf"), "candidate").unwrap();
+        std::fs::write(staging.join(".hidden"), "x").unwrap();
+        std::fs::write(staging.join("sub/f"), "x").unwrap();
+        prepare(&s).unwrap();
+        assert!(std::fs::read_dir(&staging).unwrap().next().is_none());
     }
 
     #[test]

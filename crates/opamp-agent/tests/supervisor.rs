@@ -61,6 +61,16 @@ async fn offer(server: &TestServer, layout: &Layout, rc: &v1::AgentRemoteConfig)
         .unwrap();
 }
 
+/// The files left in `state/staging/` (none after an apply, whatever its outcome).
+fn staged_leftovers(layout: &Layout) -> Vec<String> {
+    match std::fs::read_dir(layout.state().join("staging")) {
+        Ok(entries) => entries
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
 fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
@@ -146,6 +156,7 @@ async fn remote_config_is_applied_and_effective_config_reported_rcfg_3_eff_2_eff
     let lkg = std::fs::read_to_string(layout.state().join("lkg/agent.conf")).unwrap();
     assert_eq!(lkg, "v1\n");
     assert!(layout.log_text().contains("config applied hash="));
+    assert_eq!(staged_leftovers(&layout), Vec::<String>::new());
     assert!(agent.terminate().await.success());
 }
 
@@ -175,6 +186,7 @@ async fn validate_failure_reports_the_validator_message_and_keeps_old_files_rcfg
             .log_text()
             .contains("config failed: validation failed")
     );
+    assert_eq!(staged_leftovers(&layout), Vec::<String>::new());
 
     // A good one after it is applied.
     let rc2 = remote_config(&[("", "good\n")]);
@@ -187,6 +199,7 @@ async fn validate_failure_reports_the_validator_message_and_keeps_old_files_rcfg
     )
     .await;
     assert_eq!(layout.config("agent.conf").as_deref(), Some("good\n"));
+    assert_eq!(staged_leftovers(&layout), Vec::<String>::new());
     assert!(agent.terminate().await.success());
 }
 
@@ -234,6 +247,7 @@ async fn crash_within_the_health_gate_rolls_back_to_last_known_good_rcfg_6() {
     let state = std::fs::read_to_string(layout.state().join("agent-state.json")).unwrap();
     assert!(state.contains("\"failed\""), "{state}");
     assert!(layout.log_text().contains("rolled back to last known good"));
+    assert_eq!(staged_leftovers(&layout), Vec::<String>::new());
     // The effective config reports what runs: v1.
     let e = server.recorder.last_effective().unwrap();
     assert!(effective_files(&e).contains(&("agent.conf".to_owned(), "v1\n".to_owned())));
