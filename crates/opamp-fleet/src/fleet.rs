@@ -51,6 +51,10 @@ pub struct FleetOptions {
     /// The OTLP/HTTP metrics URL offered in `connection_settings.own_metrics` to agents
     /// that report their own metrics (OWN-1, OWN-6); `None` offers nothing.
     pub own_metrics_endpoint: Option<String>,
+    /// How long a web UI sign-in lasts. The session cookie records when it was issued and
+    /// the server refuses it past this age, on every replica (the token is still checked
+    /// on every request, so a revoked token ends its sessions at once).
+    pub ui_session_ttl: Duration,
 }
 
 impl Default for FleetOptions {
@@ -62,6 +66,7 @@ impl Default for FleetOptions {
             last_seen_flush: Duration::from_secs(5),
             status_flush: Duration::from_millis(50),
             own_metrics_endpoint: None,
+            ui_session_ttl: Duration::from_secs(12 * 3600),
         }
     }
 }
@@ -90,6 +95,12 @@ impl FleetOptions {
     /// Sets [`FleetOptions::status_flush`].
     pub fn status_flush(mut self, every: Duration) -> Self {
         self.status_flush = every;
+        self
+    }
+
+    /// Sets [`FleetOptions::ui_session_ttl`].
+    pub fn ui_session_ttl(mut self, ttl: Duration) -> Self {
+        self.ui_session_ttl = ttl;
         self
     }
 

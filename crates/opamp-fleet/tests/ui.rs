@@ -296,6 +296,69 @@ async fn behind_tls_the_session_cookie_is_secure() {
 }
 
 #[tokio::test]
+async fn a_session_past_its_lifetime_goes_back_to_login_saying_so() {
+    let env = Env::open().await;
+    let admin = env.token(Role::Admin, "alice").await;
+    let mut b = Browser::new(&env);
+    b.get("/login").await;
+    let csrf = b.csrf();
+    let p = b
+        .post("/login", &[("csrf", &csrf), ("token", &admin)])
+        .await;
+    let session = p
+        .set_cookies
+        .iter()
+        .find(|c| c.starts_with("opamp_session="))
+        .unwrap();
+    // The default lifetime is 12 hours; the browser is told so too.
+    assert!(session.contains("; Max-Age=43200"), "{session}");
+    // The cookie names the token only next to when it was issued.
+    let value = b.cookies["opamp_session"].clone();
+    let (issued, secret) = value
+        .strip_prefix("s1.")
+        .and_then(|v| v.split_once('.'))
+        .unwrap();
+    assert_eq!(secret, admin);
+    assert!(issued.parse::<u64>().unwrap() > 1_700_000_000);
+    assert_eq!(b.get("/agents").await.status, StatusCode::OK);
+
+    // Thirteen hours later (the cookie says so: the server checks the age itself, so a
+    // browser that keeps the cookie past Max-Age gains nothing).
+    let old = Timestamp::now().as_millis() / 1000 - 13 * 3600;
+    b.cookies
+        .insert("opamp_session".into(), format!("s1.{old}.{admin}"));
+    let p = b.get("/agents").await;
+    assert_eq!(p.status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        p.location.as_deref(),
+        Some("/login?expired=true&next=%2Fagents")
+    );
+    assert!(
+        p.set_cookies
+            .iter()
+            .any(|c| c.starts_with("opamp_session=;") && c.contains("Max-Age=0")),
+        "{:?}",
+        p.set_cookies
+    );
+    let p = b.get("/login?expired=true&next=%2Fagents").await;
+    assert!(p.body.contains("Your session expired"), "{}", p.body);
+    // The read-only API routes the live-update script uses refuse it as well.
+    let r = b
+        .http
+        .get(format!("{}/api/v1/agents", b.base))
+        .header("cookie", format!("opamp_session=s1.{old}.{admin}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    // A cookie in the old form (the bare token) is not a session either.
+    b.cookies.insert("opamp_session".into(), admin.clone());
+    let p = b.get("/agents").await;
+    assert_eq!(p.status, StatusCode::SEE_OTHER);
+    assert_eq!(p.location.as_deref(), Some("/login?next=%2Fagents"));
+}
+
+#[tokio::test]
 async fn logout_clears_the_session_and_needs_the_csrf_token() {
     let env = Env::open().await;
     let admin = env.token(Role::Admin, "alice").await;

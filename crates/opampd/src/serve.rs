@@ -1,7 +1,8 @@
 //! `opampd serve`: the OpAMP listener, the admin listener, and an orderly shutdown.
 //!
 //! Start-up refuses unsafe binds unless `--insecure`: OpAMP on a non-loopback address needs
-//! TLS; the admin API on a non-loopback address needs at least one token in the store.
+//! TLS; the admin API on a non-loopback address needs TLS too and at least one token in the
+//! store.
 //! After binding, it prints its URLs and writes `<data-dir>/ports.json` (the bound
 //! addresses, useful with port 0).
 //!
@@ -46,6 +47,18 @@ fn tls_config(s: &Settings) -> anyhow::Result<Option<Arc<rustls::ServerConfig>>>
     Ok(Some(config))
 }
 
+/// The admin listener's TLS settings (no client certificates: admin callers present tokens).
+fn admin_tls_config(s: &Settings) -> anyhow::Result<Option<Arc<rustls::ServerConfig>>> {
+    let (Some(cert), Some(key)) = (&s.admin_tls_cert, &s.admin_tls_key) else {
+        return Ok(None);
+    };
+    let cert = read(cert, "--admin-tls-cert")?;
+    let key = read(key, "--admin-tls-key")?;
+    let config = opamp_server::tls::server_config(&cert, &key, None)
+        .context("invalid admin TLS settings")?;
+    Ok(Some(config))
+}
+
 async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
@@ -70,7 +83,8 @@ async fn shutdown_signal() {
     }
 }
 
-fn write_ports(data_dir: &Path, opamp: SocketAddr, admin: SocketAddr, tls: bool) {
+fn write_ports(data_dir: &Path, opamp: SocketAddr, admin: SocketAddr, tls: bool, admin_tls: bool) {
+    let admin_scheme = if admin_tls { "https" } else { "http" };
     let (ws, http) = if tls {
         ("wss", "https")
     } else {
@@ -81,7 +95,7 @@ fn write_ports(data_dir: &Path, opamp: SocketAddr, admin: SocketAddr, tls: bool)
         "admin": admin.to_string(),
         "opamp_ws_url": format!("{ws}://{opamp}/v1/opamp"),
         "opamp_http_url": format!("{http}://{opamp}/v1/opamp"),
-        "admin_url": format!("http://{admin}/"),
+        "admin_url": format!("{admin_scheme}://{admin}/"),
         "pid": std::process::id(),
     });
     let tmp = data_dir.join(format!("{PORTS_FILE}.tmp"));
@@ -94,6 +108,7 @@ fn write_ports(data_dir: &Path, opamp: SocketAddr, admin: SocketAddr, tls: bool)
 
 pub(crate) async fn run(s: Settings) -> anyhow::Result<()> {
     let tls = tls_config(&s)?;
+    let admin_tls = admin_tls_config(&s)?;
     if !s.listen.ip().is_loopback() && tls.is_none() && !s.insecure {
         bail!(
             "refusing to serve OpAMP on {} without TLS: agents' traffic would travel in clear. \
@@ -114,6 +129,15 @@ pub(crate) async fn run(s: Settings) -> anyhow::Result<()> {
         .iter()
         .all(|t| t.revoked_at.is_some());
     let admin_loopback = s.admin_listen.ip().is_loopback();
+    if !admin_loopback && admin_tls.is_none() && !s.insecure {
+        bail!(
+            "refusing to serve the admin API on {} over plain HTTP: API tokens and the web UI's \
+             session cookie would travel in clear. Pass --admin-tls-cert and --admin-tls-key, \
+             bind a loopback address behind an HTTPS proxy (--admin-listen 127.0.0.1:4321), \
+             or pass --insecure",
+            s.admin_listen
+        );
+    }
     if !admin_loopback && no_tokens && !s.insecure {
         bail!(
             "refusing to serve the admin API on {} with no token: anyone who reaches it could \
@@ -126,7 +150,8 @@ pub(crate) async fn run(s: Settings) -> anyhow::Result<()> {
         .open_without_tokens(admin_loopback || s.insecure)
         .max_body_bytes(s.max_body_bytes)
         .last_seen_flush(Duration::from_secs(s.last_seen_flush_secs.max(1)))
-        .own_metrics_endpoint(s.own_metrics_endpoint.clone());
+        .own_metrics_endpoint(s.own_metrics_endpoint.clone())
+        .ui_session_ttl(Duration::from_secs(s.ui_session_ttl_secs));
     let server_config = options.server_config();
     let fleet = Fleet::start(store.clone(), options)
         .await
@@ -150,13 +175,20 @@ pub(crate) async fn run(s: Settings) -> anyhow::Result<()> {
     };
     println!("opampd {} is serving", env!("CARGO_PKG_VERSION"));
     println!("  OpAMP      {ws}://{opamp_addr}/v1/opamp  and  {http}://{opamp_addr}/v1/opamp");
+    let admin = if admin_tls.is_some() { "https" } else { "http" };
     println!(
-        "  admin API  http://{admin_addr}/api/v1/  (OpenAPI: http://{admin_addr}/api/v1/openapi.json)"
+        "  admin API  {admin}://{admin_addr}/api/v1/  (OpenAPI: {admin}://{admin_addr}/api/v1/openapi.json)"
     );
-    println!("  web UI     http://{admin_addr}/");
-    println!("  metrics    http://{admin_addr}/metrics");
+    println!("  web UI     {admin}://{admin_addr}/");
+    println!("  metrics    {admin}://{admin_addr}/metrics");
     println!("  store      {}", s.store_display());
-    write_ports(&s.data_dir, opamp_addr, admin_addr, tls.is_some());
+    write_ports(
+        &s.data_dir,
+        opamp_addr,
+        admin_addr,
+        tls.is_some(),
+        admin_tls.is_some(),
+    );
     if no_tokens && (admin_loopback || s.insecure) {
         tracing::warn!(
             admin = %admin_addr,
@@ -171,12 +203,21 @@ pub(crate) async fn run(s: Settings) -> anyhow::Result<()> {
         let router = fleet.admin_router();
         let stop = stop.clone();
         async move {
-            axum::serve(
-                admin_listener,
-                router.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .with_graceful_shutdown(stop.cancelled_owned())
-            .await
+            match admin_tls {
+                Some(tls) => {
+                    crate::admin_tls::serve(admin_listener, router, tls, stop.cancelled_owned())
+                        .await;
+                    Ok(())
+                }
+                None => {
+                    axum::serve(
+                        admin_listener,
+                        router.into_make_service_with_connect_info::<SocketAddr>(),
+                    )
+                    .with_graceful_shutdown(stop.cancelled_owned())
+                    .await
+                }
+            }
         }
     });
     let opamp_task = tokio::spawn({

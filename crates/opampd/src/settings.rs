@@ -117,7 +117,14 @@ pub(crate) struct ServeFlags {
     /// PEM CA certificates: require agent client certificates signed by them (mutual TLS).
     #[arg(long, env = "OPAMP_CLIENT_CA", value_name = "FILE")]
     pub(crate) client_ca: Option<PathBuf>,
-    /// Allow non-loopback binds without TLS (OpAMP) or without any admin token (admin API).
+    /// PEM certificate chain: serve the admin API and web UI over TLS (https://).
+    #[arg(long, env = "OPAMP_ADMIN_TLS_CERT", value_name = "FILE")]
+    pub(crate) admin_tls_cert: Option<PathBuf>,
+    /// PEM private key for --admin-tls-cert.
+    #[arg(long, env = "OPAMP_ADMIN_TLS_KEY", value_name = "FILE")]
+    pub(crate) admin_tls_key: Option<PathBuf>,
+    /// Allow non-loopback binds without TLS (OpAMP, admin API) or without any admin token
+    /// (admin API).
     #[arg(long, env = "OPAMP_INSECURE")]
     pub(crate) insecure: bool,
     /// This replica's id, stable across restarts (several replicas on one PostgreSQL need
@@ -134,6 +141,9 @@ pub(crate) struct ServeFlags {
     /// that report their own metrics (OWN-1) [default: none, nothing offered].
     #[arg(long, env = "OPAMP_OWN_METRICS_ENDPOINT", value_name = "URL")]
     pub(crate) own_metrics_endpoint: Option<String>,
+    /// How long a web UI sign-in lasts, in seconds [default: 43200, 12 hours].
+    #[arg(long, env = "OPAMP_UI_SESSION_TTL_SECS", value_name = "SECS")]
+    pub(crate) ui_session_ttl_secs: Option<u64>,
 }
 
 /// The TOML file: every key optional, unknown keys refused.
@@ -149,11 +159,14 @@ pub(crate) struct FileSettings {
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
     client_ca: Option<PathBuf>,
+    admin_tls_cert: Option<PathBuf>,
+    admin_tls_key: Option<PathBuf>,
     insecure: Option<bool>,
     server_id: Option<String>,
     max_body_bytes: Option<usize>,
     last_seen_flush_secs: Option<u64>,
     own_metrics_endpoint: Option<String>,
+    ui_session_ttl_secs: Option<u64>,
 }
 
 impl FileSettings {
@@ -186,6 +199,10 @@ pub(crate) struct Settings {
     pub(crate) tls_key: Option<PathBuf>,
     /// Client CA (mTLS).
     pub(crate) client_ca: Option<PathBuf>,
+    /// Admin API TLS certificate.
+    pub(crate) admin_tls_cert: Option<PathBuf>,
+    /// Admin API TLS key.
+    pub(crate) admin_tls_key: Option<PathBuf>,
     /// Insecure binds allowed.
     pub(crate) insecure: bool,
     /// Replica id.
@@ -196,6 +213,8 @@ pub(crate) struct Settings {
     pub(crate) last_seen_flush_secs: u64,
     /// OTLP/HTTP metrics URL offered to agents, if any.
     pub(crate) own_metrics_endpoint: Option<String>,
+    /// Web UI session lifetime, seconds.
+    pub(crate) ui_session_ttl_secs: u64,
 }
 
 impl Settings {
@@ -229,6 +248,8 @@ impl Settings {
             tls_cert: serve.tls_cert.clone().or(file.tls_cert),
             tls_key: serve.tls_key.clone().or(file.tls_key),
             client_ca: serve.client_ca.clone().or(file.client_ca),
+            admin_tls_cert: serve.admin_tls_cert.clone().or(file.admin_tls_cert),
+            admin_tls_key: serve.admin_tls_key.clone().or(file.admin_tls_key),
             insecure: serve.insecure || file.insecure.unwrap_or(false),
             server_id: serve
                 .server_id
@@ -247,9 +268,21 @@ impl Settings {
                 .own_metrics_endpoint
                 .clone()
                 .or(file.own_metrics_endpoint),
+            ui_session_ttl_secs: serve
+                .ui_session_ttl_secs
+                .or(file.ui_session_ttl_secs)
+                .unwrap_or(12 * 3600),
         };
+        if s.ui_session_ttl_secs == 0 {
+            bail!(
+                "--ui-session-ttl-secs must be at least 1 (a sign-in that never lasts is useless)"
+            );
+        }
         if s.tls_cert.is_some() != s.tls_key.is_some() {
             bail!("--tls-cert and --tls-key go together: give both or neither");
+        }
+        if s.admin_tls_cert.is_some() != s.admin_tls_key.is_some() {
+            bail!("--admin-tls-cert and --admin-tls-key go together: give both or neither");
         }
         if s.client_ca.is_some() && s.tls_cert.is_none() {
             bail!("--client-ca (mutual TLS) needs --tls-cert and --tls-key");
@@ -349,6 +382,19 @@ mod tests {
         assert_eq!(s.listen.to_string(), "127.0.0.1:6000");
         assert_eq!(s.admin_listen.to_string(), "127.0.0.1:5001");
         assert_eq!(s.log_format, LogFormat::Json);
+    }
+
+    #[test]
+    fn ui_session_lifetime_defaults_to_12_hours_and_must_be_positive() {
+        let cli = parse(&[]);
+        let s = Settings::merge(&cli.common, &cli.serve).unwrap();
+        assert_eq!(s.ui_session_ttl_secs, 43_200);
+        let cli = parse(&["--ui-session-ttl-secs", "600"]);
+        let s = Settings::merge(&cli.common, &cli.serve).unwrap();
+        assert_eq!(s.ui_session_ttl_secs, 600);
+        let cli = parse(&["--ui-session-ttl-secs", "0"]);
+        let e = Settings::merge(&cli.common, &cli.serve).unwrap_err();
+        assert!(format!("{e:#}").contains("at least 1"), "{e:#}");
     }
 
     #[test]

@@ -246,7 +246,7 @@ pub(crate) async fn authorize(
     // The web UI's session cookie carries a token too; it is accepted for reading only
     // (writes need the header, so a cross-site request can never change anything).
     let from_cookie = if needed == Role::Viewer && !headers.contains_key(header::AUTHORIZATION) {
-        crate::ui::session_bearer(headers)
+        crate::ui::session_bearer(headers, fleet.options().ui_session_ttl)
     } else {
         None
     };

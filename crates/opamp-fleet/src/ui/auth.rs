@@ -100,6 +100,63 @@ fn csrf_of(headers: &HeaderMap) -> (String, Option<String>) {
     }
 }
 
+/// The session cookie's value: `s1.<issued at, Unix seconds>.<token secret>`.
+fn session_value(secret: &str, issued_at: u64) -> String {
+    format!("s1.{issued_at}.{secret}")
+}
+
+/// Why a session cookie was refused.
+#[derive(Debug, PartialEq, Eq)]
+enum SessionCookieError {
+    /// Not in the `s1.<issued>.<secret>` form.
+    Malformed,
+    /// Issued more than the session lifetime ago (or in the future).
+    Expired,
+}
+
+/// The token secret of a session cookie issued at most `ttl` before `now` (Unix seconds).
+/// A cookie claiming to be issued in the future (beyond a minute of clock skew between
+/// replicas) is refused as expired.
+fn session_secret(
+    value: &str,
+    now: u64,
+    ttl: std::time::Duration,
+) -> Result<&str, SessionCookieError> {
+    let mut parts = value.splitn(3, '.');
+    let (Some("s1"), Some(issued), Some(secret)) = (parts.next(), parts.next(), parts.next())
+    else {
+        return Err(SessionCookieError::Malformed);
+    };
+    let issued: u64 = issued.parse().map_err(|_| SessionCookieError::Malformed)?;
+    if secret.is_empty() {
+        return Err(SessionCookieError::Malformed);
+    }
+    let age_ok = now.saturating_sub(issued) <= ttl.as_secs();
+    let not_future = issued <= now.saturating_add(60);
+    if age_ok && not_future {
+        Ok(secret)
+    } else {
+        Err(SessionCookieError::Expired)
+    }
+}
+
+/// The token secret of the request's session cookie, if it is well formed and not expired.
+pub(crate) fn live_session_secret(headers: &HeaderMap, ttl: std::time::Duration) -> Option<&str> {
+    let value = cookie(headers, SESSION_COOKIE)?;
+    session_secret(value, unix_now(), ttl).ok()
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// A `Set-Cookie` value that removes the session cookie.
+pub(crate) fn clear_session_cookie(headers: &HeaderMap) -> String {
+    cookie_header(SESSION_COOKIE, "", headers, Some(0))
+}
+
 /// Whether the admin API is open (no active token, and the fleet allows it).
 async fn open(fleet: &Fleet) -> UiResult<bool> {
     if !fleet.options().open_without_tokens {
@@ -112,7 +169,15 @@ async fn open(fleet: &Fleet) -> UiResult<bool> {
 /// The session of a request; without one, [`UiError::Login`] back to `path`.
 pub(crate) async fn session(fleet: &Fleet, headers: &HeaderMap, path: &str) -> UiResult<Session> {
     let (csrf, set_csrf_cookie) = csrf_of(headers);
-    if let Some(secret) = cookie(headers, SESSION_COOKIE) {
+    if let Some(value) = cookie(headers, SESSION_COOKIE) {
+        let secret = match session_secret(value, unix_now(), fleet.options().ui_session_ttl) {
+            Ok(secret) => secret,
+            Err(SessionCookieError::Expired) => {
+                return Err(UiError::SessionExpired(path.to_owned()));
+            }
+            // An unreadable cookie (e.g. from an older version): sign in again.
+            Err(SessionCookieError::Malformed) => return Err(UiError::Login(path.to_owned())),
+        };
         if let Some(token) = fleet.store().verify_token(TokenHash::of(secret)).await? {
             return Ok(Session {
                 name: token.name,
@@ -180,11 +245,23 @@ fn safe_next(next: Option<&str>) -> String {
 #[derive(Debug, Deserialize)]
 pub(crate) struct LoginQuery {
     next: Option<String>,
+    /// Set when an expired session sent the browser here.
+    #[serde(default)]
+    expired: bool,
 }
 
-fn login_form(next: &str, csrf: &str, error: Option<&str>, open: bool) -> maud::Markup {
+fn login_form(
+    next: &str,
+    csrf: &str,
+    error: Option<&str>,
+    note: Option<&str>,
+    open: bool,
+) -> maud::Markup {
     html! {
         h1 { "Sign in" }
+        @if let Some(n) = note {
+            p.notice role="status" { (n) }
+        }
         @if open {
             p.notice { "The admin API is open (no token exists yet): you do not need to sign in. "
                 a href="/" { "Go to the overview" } "." }
@@ -216,7 +293,10 @@ pub(crate) async fn login_page(
     let (csrf, set) = csrf_of(&headers);
     let next = safe_next(q.next.as_deref());
     let open = open(&ui.fleet).await?;
-    let mut r = bare_page("Sign in", login_form(&next, &csrf, None, open));
+    let note = q
+        .expired
+        .then_some("Your session expired: sign in again to continue.");
+    let mut r = bare_page("Sign in", login_form(&next, &csrf, None, note, open));
     if let Some(set) = set
         && let Ok(v) = HeaderValue::from_str(&set)
     {
@@ -253,7 +333,7 @@ pub(crate) async fn login(
         let (csrf, _) = csrf_of(&headers);
         let mut r = bare_page(
             "Sign in",
-            login_form(&next, &csrf, Some("invalid or revoked token"), false),
+            login_form(&next, &csrf, Some("invalid or revoked token"), None, false),
         );
         *r.status_mut() = StatusCode::UNAUTHORIZED;
         return Ok(r);
@@ -261,7 +341,12 @@ pub(crate) async fn login(
     let mut r = see_other(&next);
     let h = r.headers_mut();
     for c in [
-        cookie_header(SESSION_COOKIE, secret, &headers, None),
+        cookie_header(
+            SESSION_COOKIE,
+            &session_value(secret, unix_now()),
+            &headers,
+            Some(ui.fleet.options().ui_session_ttl.as_secs()),
+        ),
         cookie_header(CSRF_COOKIE, &new_csrf(), &headers, None),
     ] {
         if let Ok(v) = HeaderValue::from_str(&c) {
@@ -283,7 +368,7 @@ pub(crate) async fn logout(
 ) -> Result<Response, UiError> {
     check_csrf(&headers, f.csrf.as_deref())?;
     let mut r = see_other("/login");
-    if let Ok(v) = HeaderValue::from_str(&cookie_header(SESSION_COOKIE, "", &headers, Some(0))) {
+    if let Ok(v) = HeaderValue::from_str(&clear_session_cookie(&headers)) {
         r.headers_mut().append(header::SET_COOKIE, v);
     }
     Ok(r.into_response())
@@ -292,6 +377,37 @@ pub(crate) async fn logout(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn session_cookies_last_their_lifetime_and_no_longer() {
+        let ttl = std::time::Duration::from_secs(3600);
+        let v = session_value("opamp_abc.def", 1_000_000);
+        assert_eq!(session_secret(&v, 1_000_000, ttl), Ok("opamp_abc.def"));
+        assert_eq!(session_secret(&v, 1_003_600, ttl), Ok("opamp_abc.def"));
+        assert_eq!(
+            session_secret(&v, 1_003_601, ttl),
+            Err(SessionCookieError::Expired)
+        );
+        // Issued in the future (beyond a minute of skew): refused.
+        assert_eq!(
+            session_secret(&v, 999_000, ttl),
+            Err(SessionCookieError::Expired)
+        );
+        assert_eq!(session_secret(&v, 999_950, ttl), Ok("opamp_abc.def"));
+        for bad in [
+            "opamp_abc",
+            "s1.x.opamp_abc",
+            "s1.5.",
+            "s2.5.opamp_abc",
+            "s1.5",
+        ] {
+            assert_eq!(
+                session_secret(bad, 10, ttl),
+                Err(SessionCookieError::Malformed),
+                "{bad}"
+            );
+        }
+    }
 
     #[test]
     fn cookies_are_found_by_exact_name() {

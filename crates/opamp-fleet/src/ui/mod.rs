@@ -25,7 +25,9 @@
 //! HTTPS proxy that sets `X-Forwarded-Proto: https`). Every request re-validates the token against the store, so a
 //! revoked token stops working at once, on every replica that shares the store. When the
 //! admin API is open (no token exists and opampd listens on loopback), no login is needed
-//! and the header says so.
+//! and the header says so. The cookie also records when it was issued: past
+//! [`crate::FleetOptions::ui_session_ttl`] the server refuses it and the login page says
+//! the session expired.
 //!
 //! **CSRF.** Besides `SameSite=Strict`, every form carries the value of the `opamp_csrf`
 //! cookie (random, set with the first page and renewed at login), and every `POST` is
@@ -127,6 +129,9 @@ static REQUEST_IDS: AtomicU64 = AtomicU64::new(1);
 pub(crate) enum UiError {
     /// No valid session: go to the login page, then back to this path.
     Login(String),
+    /// The session outlived [`crate::FleetOptions::ui_session_ttl`]: drop the cookie, then
+    /// as [`UiError::Login`] with a note saying why.
+    SessionExpired(String),
     /// 404.
     NotFound(String),
     /// 403.
@@ -166,6 +171,17 @@ impl IntoResponse for UiError {
         let (status, title, message, request_id) = match self {
             UiError::Login(next) => {
                 return Redirect::to(&format!("/login?next={}", encode(&next))).into_response();
+            }
+            UiError::SessionExpired(next) => {
+                let mut r = Redirect::to(&format!("/login?expired=true&next={}", encode(&next)))
+                    .into_response();
+                // The request's headers are not at hand here: clear without `Secure` (a
+                // browser accepts the removal either way).
+                let clear = auth::clear_session_cookie(&HeaderMap::new());
+                if let Ok(v) = HeaderValue::from_str(&clear) {
+                    r.headers_mut().append(header::SET_COOKIE, v);
+                }
+                return r;
             }
             UiError::NotFound(m) => (StatusCode::NOT_FOUND, "Not found", m, None),
             UiError::Forbidden(m) => (StatusCode::FORBIDDEN, "Not allowed", m, None),
@@ -462,8 +478,9 @@ pub(crate) fn notice(done: Option<&str>) -> Markup {
 
 /// `Bearer <token>` from the session cookie, for the admin API's read-only routes (the
 /// event stream the live-update script opens, for one).
-pub(crate) fn session_bearer(headers: &HeaderMap) -> Option<HeaderValue> {
-    let secret = auth::cookie(headers, auth::SESSION_COOKIE)?;
+/// An expired or malformed cookie gives nothing.
+pub(crate) fn session_bearer(headers: &HeaderMap, ttl: std::time::Duration) -> Option<HeaderValue> {
+    let secret = auth::live_session_secret(headers, ttl)?;
     HeaderValue::from_str(&format!("Bearer {secret}")).ok()
 }
 
