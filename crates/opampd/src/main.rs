@@ -10,6 +10,7 @@
 
 #![forbid(unsafe_code)]
 
+mod admin_tls;
 mod serve;
 mod settings;
 mod token;

@@ -149,9 +149,53 @@ async fn non_loopback_binds_without_tls_or_tokens_are_refused_unless_insecure() 
     .await;
     assert!(!ok);
     assert!(
+        err.contains("over plain HTTP") && err.contains("--admin-tls-cert"),
+        "{err}"
+    );
+    // With TLS on the admin port, a token is still needed.
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["localhost".to_string()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    let cert_path = dir.path().join("admin.crt");
+    let key_path = dir.path().join("admin.key");
+    std::fs::write(&cert_path, cert.pem()).unwrap();
+    std::fs::write(&key_path, key.serialize_pem()).unwrap();
+    let (ok, _, err) = run(
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "0.0.0.0:0",
+            "--admin-tls-cert",
+            cert_path.to_str().unwrap(),
+            "--admin-tls-key",
+            key_path.to_str().unwrap(),
+            "--data-dir",
+            data_s,
+        ],
+        &[],
+    )
+    .await;
+    assert!(!ok);
+    assert!(
         err.contains("with no token") && err.contains("token create"),
         "{err}"
     );
+    // Half of the pair is refused with a clear message.
+    let (ok, _, err) = run(
+        &[
+            "--admin-tls-cert",
+            cert_path.to_str().unwrap(),
+            "--data-dir",
+            data_s,
+        ],
+        &[],
+    )
+    .await;
+    assert!(!ok);
+    assert!(err.contains("go together"), "{err}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -114,3 +114,76 @@ async fn mutual_tls_agents_connect_over_wss_and_https() {
     }
     assert!(d.terminate().await.success());
 }
+
+/// `--admin-tls-cert`, `--admin-tls-key`: the admin API and the web UI over HTTPS; the UI's
+/// cookies are `Secure` although no proxy says so; plain HTTP on that port gets nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_api_and_web_ui_over_https_with_secure_cookies() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = pki();
+    let path = |name: &str, body: &str| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, body).unwrap();
+        p.to_str().unwrap().to_owned()
+    };
+    let cert = path("admin.crt", &pki.server_cert_pem);
+    let key = path("admin.key", &pki.server_key_pem);
+    let data = dir.path().join("data");
+    let mut d = Opampd::start(
+        &data,
+        None,
+        &["--admin-tls-cert", &cert, "--admin-tls-key", &key],
+    )
+    .await;
+    let out = d.stdout();
+    assert!(
+        out.contains(&format!("https://{}/api/v1/", d.admin)),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("web UI     https://{}/", d.admin)),
+        "{out}"
+    );
+    let ports: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(data.join("ports.json")).unwrap()).unwrap();
+    assert_eq!(ports["admin_url"], format!("https://{}/", d.admin));
+
+    let https = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(pki.ca_pem.as_bytes()).unwrap())
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let base = format!("https://localhost:{}", d.admin.port());
+    let r = https
+        .get(format!("{base}/api/v1/summary"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    // The login page sets the CSRF cookie `Secure`: the listener is TLS, no proxy needed.
+    let r = https.get(format!("{base}/login")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let cookies: Vec<String> = r
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .collect();
+    assert!(
+        cookies
+            .iter()
+            .any(|c| c.starts_with("opamp_csrf=") && c.contains("; Secure")),
+        "{cookies:?}"
+    );
+    // Plain HTTP to the TLS port: no answer.
+    let plain = reqwest::Client::new()
+        .get(format!("http://{}/api/v1/summary", d.admin))
+        .timeout(Duration::from_secs(10))
+        .send()
+        .await;
+    assert!(
+        plain.is_err() || !plain.unwrap().status().is_success(),
+        "plain HTTP must not be served on the TLS admin port"
+    );
+    assert!(d.terminate().await.success());
+}
