@@ -163,7 +163,23 @@ pub fn validate_message(exit: &str, stdout: &[u8], stderr: &[u8]) -> String {
     }
 }
 
+/// Sends SIGKILL to a process group when dropped, unless disarmed.
+struct KillGroupOnDrop(Option<rustix::process::Pid>);
+
+impl Drop for KillGroupOnDrop {
+    fn drop(&mut self) {
+        if let Some(pgid) = self.0.take() {
+            let _ = rustix::process::kill_process_group(pgid, rustix::process::Signal::KILL);
+        }
+    }
+}
+
 /// Runs the validate command against the staged files; `Err` carries the message.
+///
+/// The command runs in a process group of its own. When it does not finish within the
+/// timeout, or when the returned future is dropped before it finishes (opamp-agent
+/// stopping on SIGTERM), the whole group is killed with SIGKILL: a validator that starts
+/// helpers (`sh -c "..."`) leaves nothing behind.
 pub async fn run_validate(
     v: &ValidateSettings,
     staged_dir: &Path,
@@ -182,10 +198,22 @@ pub async fn run_validate(
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
+        .process_group(0)
         .kill_on_drop(true)
         .spawn()
         .map_err(|e| format!("validation failed: cannot run {command:?}: {e}"))?;
-    match tokio::time::timeout(v.timeout, child.wait_with_output()).await {
+    let mut group = KillGroupOnDrop(
+        child
+            .id()
+            .and_then(|pid| i32::try_from(pid).ok())
+            .and_then(rustix::process::Pid::from_raw),
+    );
+    let result = tokio::time::timeout(v.timeout, child.wait_with_output()).await;
+    if result.is_ok() {
+        // The command has exited and been reaped: its pid (the group's id) may be reused.
+        group.0 = None;
+    }
+    match result {
         Err(_) => Err(format!(
             "validation failed: {command:?} did not finish within {:?}",
             v.timeout
@@ -330,6 +358,51 @@ mod tests {
         let long = "é".repeat(5000);
         let m = validate_message("x", b"", long.as_bytes());
         assert!(m.len() <= MAX_VALIDATE_OUTPUT + 40);
+    }
+
+    fn alive(pid: u32) -> bool {
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+            s.rsplit_once(')')
+                .is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z'))
+        })
+    }
+
+    #[tokio::test]
+    async fn a_cancelled_validation_kills_the_validators_whole_process_group() {
+        let d = tempfile::tempdir().unwrap();
+        let pid_file = d.path().join("helper.pid");
+        let v = ValidateSettings {
+            command: "/bin/sh".into(),
+            args: vec![
+                "-c".into(),
+                "sleep 300 & echo $! > \"$1\"; wait".into(),
+                "sh".into(),
+                pid_file.display().to_string(),
+            ],
+            timeout: Duration::from_secs(600),
+        };
+        let helper =
+            || -> Option<u32> { std::fs::read_to_string(&pid_file).ok()?.trim().parse().ok() };
+        let validation = run_validate(&v, d.path(), "main.conf", d.path());
+        // Dropped (as on SIGTERM) once the helper runs; the deadline is a deadlock guard.
+        tokio::time::timeout(Duration::from_secs(20), async {
+            tokio::select! {
+                r = validation => panic!("finished: {r:?}"),
+                () = async {
+                    while helper().is_none() {
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                } => {}
+            }
+        })
+        .await
+        .unwrap();
+        let pid = helper().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while alive(pid) {
+            assert!(Instant::now() < deadline, "the helper {pid} survived");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     #[tokio::test]

@@ -39,8 +39,45 @@ enum Wake {
     Exited(std::io::Result<std::process::ExitStatus>, Duration),
     Probe(ProbeResult),
     Timer,
+    Signal(SignalWake),
+}
+
+/// What a signal asks for.
+enum SignalWake {
+    /// SIGTERM or SIGINT: stop.
     Shutdown(&'static str),
+    /// SIGHUP: ignored.
     Hangup,
+}
+
+/// The signal streams, installed when [`Supervisor::run`] begins.
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> Result<Self, Error> {
+        let sig = |kind| signal(kind).map_err(|e| Error::io("signal handler", e));
+        Ok(Self {
+            term: sig(SignalKind::terminate())?,
+            int: sig(SignalKind::interrupt())?,
+            hup: sig(SignalKind::hangup())?,
+        })
+    }
+}
+
+/// The next signal (never, before [`Signals::install`]).
+async fn next_signal(signals: &mut Option<Signals>) -> SignalWake {
+    let Some(s) = signals else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = s.term.recv() => SignalWake::Shutdown("SIGTERM"),
+        _ = s.int.recv() => SignalWake::Shutdown("SIGINT"),
+        _ = s.hup.recv() => SignalWake::Hangup,
+    }
 }
 
 /// The capabilities opamp-agent reports (AcceptsRemoteConfig only when `accept_remote`,
@@ -85,6 +122,10 @@ pub struct Supervisor {
     last_health: Option<v1::ComponentHealth>,
     metrics: OwnMetrics,
     last_pid: u32,
+    signals: Option<Signals>,
+    /// Set when SIGTERM / SIGINT arrived while a step waited (a validate command): the
+    /// loop stops after that step.
+    stopping: Option<&'static str>,
 }
 
 impl std::fmt::Debug for Supervisor {
@@ -286,6 +327,8 @@ impl Supervisor {
             last_health: None,
             metrics,
             last_pid: 0,
+            signals: None,
+            stopping: None,
             layout,
             client: handle,
             events,
@@ -296,10 +339,7 @@ impl Supervisor {
     /// Runs until SIGTERM / SIGINT (or the client stops): then stops the process
     /// (SIGTERM, SIGKILL after `stop_timeout`), sends `agent_disconnect` and returns.
     pub async fn run(mut self) -> Result<(), Error> {
-        let sig = |kind| signal(kind).map_err(|e| Error::io("signal handler", e));
-        let mut term = sig(SignalKind::terminate())?;
-        let mut int = sig(SignalKind::interrupt())?;
-        let mut hup = sig(SignalKind::hangup())?;
+        self.signals = Some(Signals::install()?);
 
         self.process.stop_leftover().await;
         self.start_process(true);
@@ -311,9 +351,7 @@ impl Supervisor {
                 (status, ran) = self.process.wait() => Wake::Exited(status, ran),
                 Some(result) = self.probe_rx.recv() => Wake::Probe(result),
                 () = sleep_until(deadline) => Wake::Timer,
-                _ = term.recv() => Wake::Shutdown("SIGTERM"),
-                _ = int.recv() => Wake::Shutdown("SIGINT"),
-                _ = hup.recv() => Wake::Hangup,
+                s = next_signal(&mut self.signals) => Wake::Signal(s),
             };
             match wake {
                 Wake::Client(None) => {
@@ -332,13 +370,19 @@ impl Supervisor {
                     }
                 }
                 Wake::Timer => {}
-                Wake::Shutdown(name) => {
+                Wake::Signal(SignalWake::Shutdown(name)) => {
                     tracing::info!("{name} received: stopping");
                     break;
                 }
-                Wake::Hangup => tracing::info!("SIGHUP ignored"),
+                Wake::Signal(SignalWake::Hangup) => tracing::info!("SIGHUP ignored"),
+            }
+            if self.stopping.is_some() {
+                break;
             }
             self.on_timers().await;
+            if self.stopping.is_some() {
+                break;
+            }
             while let Some(ev) = self.monitor.poll_event() {
                 health::log_event(&ev);
             }
@@ -712,7 +756,23 @@ impl Supervisor {
             Err(e) => Err(format!("cannot stage the config: {e}")),
             Ok(()) => match &c.validate {
                 Some(v) => {
-                    apply::run_validate(v, &staging, &c.main_file, &self.settings.state_dir).await
+                    let validation =
+                        apply::run_validate(v, &staging, &c.main_file, &self.settings.state_dir);
+                    tokio::pin!(validation);
+                    // SIGTERM / SIGINT do not wait for the command (up to its timeout):
+                    // dropping the future kills its process group.
+                    loop {
+                        tokio::select! {
+                            r = &mut validation => break r,
+                            s = next_signal(&mut self.signals) => match s {
+                                SignalWake::Shutdown(name) => {
+                                    self.stopping = Some(name);
+                                    break Err("interrupted".to_owned());
+                                }
+                                SignalWake::Hangup => tracing::info!("SIGHUP ignored"),
+                            },
+                        }
+                    }
                 }
                 None => Ok(()),
             },
@@ -720,6 +780,15 @@ impl Supervisor {
         // The staged copy has served its purpose, whatever the outcome: the swap below
         // writes from memory, a rollback from lkg/.
         self.clear_staging();
+        if let Some(name) = self.stopping {
+            // Nothing was swapped in and nothing is recorded: the next start handles the
+            // offer as new.
+            tracing::info!(
+                "{name} received: stopping; validation of config hash={} interrupted, nothing applied",
+                hex::encode(&hash)
+            );
+            return;
+        }
         if let Err(reason) = checked {
             return self.fail(&hash, reason).await;
         }

@@ -580,6 +580,69 @@ async fn sigterm_stops_the_child_sigkill_after_timeout_then_disconnects_exit_0_d
 }
 
 #[tokio::test]
+async fn sigterm_during_validation_kills_the_validator_applies_nothing_and_exits_0_disc_1() {
+    // A validator that starts a helper and waits for it far longer than the test runs.
+    let validate = r#"validate = { command = "/bin/sh", args = ["-c", "sleep 300 & echo $! > \"$1/validator.pid\"; wait", "validate", "{state_dir}"], timeout = "600s" }"#;
+    let (server, layout, mut agent, first) = setup(validate, "").await;
+    let rc = remote_config(&[("", "v1\n")]);
+    offer(&server, &layout, &rc).await;
+    let helper_file = layout.state().join("validator.pid");
+    let mut helper = 0;
+    wait_until(
+        "the validator's helper to run",
+        || {
+            helper = std::fs::read_to_string(&helper_file)
+                .ok()
+                .and_then(|t| t.trim().parse().ok())
+                .unwrap_or(0);
+            helper != 0 && alive(helper)
+        },
+        || layout.log_text(),
+    )
+    .await;
+    let asked = std::time::Instant::now();
+    let status = agent.terminate().await;
+    // The validator sleeps 300 s and may run 600 s: not waited for.
+    assert!(
+        asked.elapsed() < std::time::Duration::from_secs(30),
+        "{:?}",
+        asked.elapsed()
+    );
+    assert_eq!(status.code(), Some(0), "{}", layout.log_text());
+    wait_until(
+        "the validator's process group to be gone",
+        || !alive(helper) && !alive(first),
+        || layout.log_text(),
+    )
+    .await;
+    // The last known good config stays; nothing was reported APPLIED (or FAILED).
+    assert_eq!(layout.config("agent.conf").as_deref(), Some("v0\n"));
+    assert_eq!(layout.loaded(), "v0\n");
+    assert_eq!(layout.starts(), vec![first]);
+    assert!(
+        server.recorder.messages().iter().all(|m| m
+            .remote_config_status
+            .as_ref()
+            .is_none_or(|s| s.last_remote_config_hash != rc.config_hash
+                || status_of(s) == v1::RemoteConfigStatuses::Applying)),
+        "{:?}",
+        server.recorder.last_status()
+    );
+    assert_eq!(staged_leftovers(&layout), Vec::<String>::new());
+    let state = std::fs::read_to_string(layout.state().join("agent-state.json")).unwrap();
+    assert!(!state.contains(&hex(&rc.config_hash)), "{state}");
+    let log = layout.log_text();
+    assert!(log.contains("SIGTERM received: stopping"), "{log}");
+    assert!(log.contains("nothing applied"), "{log}");
+    wait_until(
+        "agent_disconnect",
+        || server.recorder.disconnected(),
+        || layout.log_text(),
+    )
+    .await;
+}
+
+#[tokio::test]
 async fn signal_apply_mode_sends_the_signal_without_restart_rcfg_3() {
     let (server, layout, mut agent, first) = setup("apply = \"signal:SIGHUP\"", "").await;
     let rc = remote_config(&[("", "v1\n")]);
