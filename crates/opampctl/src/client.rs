@@ -179,10 +179,11 @@ impl Api {
                 after: self.timeout,
             };
         }
-        Error::Unreachable {
-            url,
-            detail: error_chain(e),
+        let detail = error_chain(e);
+        if looks_like_untrusted_certificate(&detail) {
+            return Error::UntrustedCertificate { url, detail };
         }
+        Error::Unreachable { url, detail }
     }
 
     fn status_error(&self, url: &Url, status: StatusCode, body: &[u8]) -> Error {
@@ -262,6 +263,12 @@ fn snippet(body: &[u8]) -> String {
         s.push('…');
     }
     s.replace('\n', " ")
+}
+
+/// Whether a transport error chain is rustls refusing the server's certificate.
+fn looks_like_untrusted_certificate(detail: &str) -> bool {
+    let d = detail.to_ascii_lowercase();
+    d.contains("invalid peer certificate") || d.contains("certificate not valid for name")
 }
 
 #[cfg(test)]

@@ -29,6 +29,18 @@ pub enum Error {
         /// What the HTTP client said.
         detail: String,
     },
+    /// The TLS handshake failed because the server's certificate is not trusted (or does
+    /// not name the host in the URL).
+    #[error(
+        "cannot trust the TLS certificate of opampd at {url}: pass the CA that signed it with \
+         --cacert FILE (or OPAMP_CACERT), and use the host name the certificate names: {detail}"
+    )]
+    UntrustedCertificate {
+        /// The base URL tried.
+        url: String,
+        /// What the TLS stack said.
+        detail: String,
+    },
     /// The request did not finish within `--timeout`.
     #[error(
         "opampd at {url} did not answer within {}: is it overloaded? (raise --timeout)",
@@ -122,7 +134,9 @@ impl Error {
     /// The process exit code for this error: 1 API, 2 usage, 3 connection.
     pub fn exit_code(&self) -> u8 {
         match self {
-            Error::Unreachable { .. } | Error::Timeout { .. } => EXIT_CONNECTION,
+            Error::Unreachable { .. }
+            | Error::UntrustedCertificate { .. }
+            | Error::Timeout { .. } => EXIT_CONNECTION,
             Error::Usage(_) | Error::File { .. } => EXIT_USAGE,
             Error::Unauthorized { .. }
             | Error::Forbidden { .. }

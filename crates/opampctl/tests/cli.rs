@@ -642,3 +642,46 @@ async fn a_server_that_is_not_opampd_is_named_as_such() {
     out.fails(1, "is OPAMP_URL the opampd admin API?");
     server.join().unwrap();
 }
+
+/// opampd's admin port over TLS: opampctl trusts it with `--cacert` (or `OPAMP_CACERT`), and
+/// without it says the certificate is not trusted and what to pass (exit 3).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_admin_port_is_trusted_with_cacert_and_explained_without() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca = rcgen::CertifiedIssuer::self_signed(ca_params, rcgen::KeyPair::generate().unwrap())
+        .unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["localhost".to_string()])
+        .unwrap()
+        .signed_by(&key, &ca)
+        .unwrap();
+    let cert_path = write(dir.path(), "admin.crt", &cert.pem());
+    let key_path = write(dir.path(), "admin.key", &key.serialize_pem());
+    let ca_path = write(dir.path(), "ca.crt", &ca.pem());
+    let d = Opampd::start_with(
+        dir,
+        &["--admin-tls-cert", &cert_path, "--admin-tls-key", &key_path],
+    )
+    .await;
+    let url = format!("https://localhost:{}", d.admin.port());
+    let out = ctl(&["summary", "-o", "json"], &[("OPAMP_URL", &url)]).await;
+    out.fails(3, "cannot trust the TLS certificate");
+    assert!(out.stderr.contains("--cacert"), "{out:?}");
+    let out = ctl(
+        &["summary", "-o", "json"],
+        &[("OPAMP_URL", &url), ("OPAMP_CACERT", &ca_path)],
+    )
+    .await;
+    assert!(
+        out.json()["agents"].is_object() || out.json().is_object(),
+        "{out:?}"
+    );
+    let out = ctl(
+        &["--cacert", &ca_path, "agents", "list"],
+        &[("OPAMP_URL", &url)],
+    )
+    .await;
+    out.ok();
+}

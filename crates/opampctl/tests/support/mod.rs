@@ -150,13 +150,18 @@ pub struct Opampd {
 impl Opampd {
     /// Starts opampd with both listeners on 127.0.0.1 port 0; waits for `ports.json`.
     pub async fn start() -> Opampd {
-        let dir = tempfile::tempdir().unwrap();
+        Self::start_with(tempfile::tempdir().unwrap(), &[]).await
+    }
+
+    /// Like [`Opampd::start`] in `dir`, with extra opampd arguments.
+    pub async fn start_with(dir: tempfile::TempDir, args: &[&str]) -> Opampd {
         let data_dir = dir.path().join("data");
         let mut child = Command::new(opampd_bin())
             .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
             .arg("--data-dir")
             .arg(&data_dir)
             .args(["--server-id", "ctl-test", "--last-seen-flush-secs", "1"])
+            .args(args)
             .env("OPAMP_LOG_LEVEL", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
