@@ -2,7 +2,8 @@
 //! destination, every `own_metrics.interval` the managed process is sampled from
 //! `/proc/<pid>/stat` and `/proc/<pid>/status`, encoded by opamp-telemetry as an OTLP/HTTP
 //! protobuf request (with the restart and config-apply counters) and POSTed to the offered
-//! endpoint with the offered headers. Nothing is sent before an offer.
+//! endpoint with the offered headers, through the offered HTTP proxy if any (OPC-11).
+//! Nothing is sent before an offer.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -14,6 +15,8 @@ use opamp_telemetry::{
 };
 use prost::Message as _;
 
+use crate::http::Proxy;
+
 /// Longest wait for the OTLP receiver.
 const EXPORT_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -23,6 +26,9 @@ pub struct OwnMetrics {
     recorder: MetricsRecorder,
     interval: Duration,
     target: Option<(ExportTarget, Option<Arc<rustls::ClientConfig>>)>,
+    /// The offered proxy; kept when a later offer carries none (OPC-11: absent means
+    /// unchanged), dropped with the destination.
+    proxy: Option<Arc<Proxy>>,
     next: Option<Instant>,
     clk_tck: u64,
     in_flight: Arc<AtomicBool>,
@@ -48,6 +54,7 @@ impl OwnMetrics {
             recorder,
             interval,
             target: None,
+            proxy: None,
             next: None,
             clk_tck: rustix::param::clock_ticks_per_second(),
             in_flight: Arc::new(AtomicBool::new(false)),
@@ -83,6 +90,7 @@ impl OwnMetrics {
         if s.destination_endpoint.trim().is_empty() {
             tracing::info!("own metrics: the server withdrew the destination");
             self.target = None;
+            self.proxy = None;
             self.next = None;
             return Ok(());
         }
@@ -96,17 +104,35 @@ impl OwnMetrics {
         } else {
             None
         };
-        if let Some(proxy) = &target.proxy {
-            tracing::warn!(
-                "own metrics: proxy {proxy} offered; proxies are not supported, connecting directly"
-            );
+        let proxy = match &s.proxy {
+            None => self.proxy.clone(),
+            Some(p) => {
+                let headers = p
+                    .connect_headers
+                    .iter()
+                    .flat_map(|h| &h.headers)
+                    .map(|h| (h.key.clone(), h.value.clone()))
+                    .collect();
+                let proxy =
+                    Proxy::parse(&p.url, headers).map_err(|e| format!("own_metrics offer: {e}"))?;
+                Some(Arc::new(proxy))
+            }
+        };
+        match &proxy {
+            Some(p) => tracing::info!(
+                "own metrics to {} every {:?} through proxy {}",
+                target.endpoint,
+                self.interval,
+                p.authority
+            ),
+            None => tracing::info!(
+                "own metrics to {} every {:?}",
+                target.endpoint,
+                self.interval
+            ),
         }
-        tracing::info!(
-            "own metrics to {} every {:?}",
-            target.endpoint,
-            self.interval
-        );
         self.target = Some((target, tls));
+        self.proxy = proxy;
         self.next = Some(now);
         Ok(())
     }
@@ -155,17 +181,24 @@ impl OwnMetrics {
         if self.in_flight.swap(true, Ordering::AcqRel) {
             return;
         }
-        let (endpoint, headers, tls) = (
+        let (endpoint, headers, tls, proxy) = (
             target.endpoint.clone(),
             target.request_headers(),
             tls.clone(),
+            self.proxy.clone(),
         );
         let body = self.body(pid, process_start);
         let in_flight = Arc::clone(&self.in_flight);
         let failing = Arc::clone(&self.failing);
         tokio::spawn(async move {
-            let post =
-                crate::http::request(hyper::Method::POST, &endpoint, &headers, body, tls.as_ref());
+            let post = crate::http::request_via(
+                hyper::Method::POST,
+                &endpoint,
+                &headers,
+                body,
+                tls.as_ref(),
+                proxy.as_deref(),
+            );
             let result = match tokio::time::timeout(EXPORT_TIMEOUT, post).await {
                 Ok(Ok(status)) if (200..300).contains(&status) => Ok(()),
                 Ok(Ok(status)) => Err(format!("status {status}")),
@@ -254,5 +287,48 @@ mod tests {
         };
         assert!(m.offer(&bad, Instant::now()).is_err());
         assert_eq!(m.next_due(), None);
+    }
+
+    #[test]
+    fn an_offered_proxy_is_kept_until_replaced_and_checked_opc_11() {
+        let mut m = OwnMetrics::new(&v1::AgentDescription::default(), Duration::from_secs(10));
+        let offer = |proxy: Option<&str>| v1::TelemetryConnectionSettings {
+            destination_endpoint: "https://collector:4318/v1/metrics".into(),
+            proxy: proxy.map(|url| v1::ProxyConnectionSettings {
+                url: url.into(),
+                connect_headers: Some(v1::Headers {
+                    headers: vec![v1::Header {
+                        key: "Proxy-Authorization".into(),
+                        value: "Basic eDp5".into(),
+                    }],
+                }),
+            }),
+            ..Default::default()
+        };
+        m.offer(&offer(Some("proxy.lan:3128")), Instant::now())
+            .unwrap();
+        let p = m.proxy.clone().unwrap();
+        assert_eq!((p.host.as_str(), p.port), ("proxy.lan", 3128));
+        assert_eq!(
+            p.connect_headers,
+            vec![("Proxy-Authorization".to_owned(), "Basic eDp5".to_owned())]
+        );
+        // Absent: unchanged.
+        m.offer(&offer(None), Instant::now()).unwrap();
+        assert_eq!(m.proxy.as_deref(), Some(&*p));
+        // Refused, and the offer with it.
+        for bad in [
+            "https://proxy.lan:3128",
+            "socks5://proxy.lan:1080",
+            "",
+            "http://u:p@proxy.lan",
+        ] {
+            let e = m.offer(&offer(Some(bad)), Instant::now()).unwrap_err();
+            assert!(e.starts_with("own_metrics offer: proxy"), "{bad}: {e}");
+        }
+        // Withdrawing the destination forgets the proxy.
+        m.offer(&v1::TelemetryConnectionSettings::default(), Instant::now())
+            .unwrap();
+        assert_eq!(m.proxy, None);
     }
 }

@@ -927,6 +927,117 @@ async fn own_metrics_are_posted_to_the_offered_endpoint_own_3_own_4_own_7_desc_2
 }
 
 #[tokio::test]
+async fn own_metrics_go_through_the_offered_http_proxy_opc_11_own_3() {
+    use std::sync::{Arc, Mutex};
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    // The OTLP receiver counts POSTs.
+    let posts = Arc::new(Mutex::new(0usize));
+    let counter = Arc::clone(&posts);
+    let app = axum::Router::new().route(
+        "/v1/metrics",
+        axum::routing::post(move || {
+            let counter = Arc::clone(&counter);
+            async move {
+                *counter.lock().unwrap() += 1;
+                ""
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let otlp_addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    // A forwarding proxy that records each request head (absolute form expected).
+    let heads: Arc<Mutex<Vec<String>>> = Arc::default();
+    let proxy = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let proxy_addr = proxy.local_addr().unwrap();
+    let seen = Arc::clone(&heads);
+    tokio::spawn(async move {
+        while let Ok((mut client, _)) = proxy.accept().await {
+            let seen = Arc::clone(&seen);
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                while !head.ends_with(b"\r\n\r\n") {
+                    let mut b = [0u8; 1];
+                    if client.read(&mut b).await.unwrap_or(0) == 0 {
+                        return;
+                    }
+                    head.push(b[0]);
+                }
+                seen.lock()
+                    .unwrap()
+                    .push(String::from_utf8_lossy(&head).into_owned());
+                let Ok(mut upstream) = tokio::net::TcpStream::connect(otlp_addr).await else {
+                    return;
+                };
+                if upstream.write_all(&head).await.is_ok() {
+                    let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+                }
+            });
+        }
+    });
+
+    let server = TestServer::start().await;
+    *server.recorder.connection_settings.lock().unwrap() = Some(v1::ConnectionSettingsOffers {
+        hash: vec![9; 32],
+        own_metrics: Some(v1::TelemetryConnectionSettings {
+            destination_endpoint: format!("http://{otlp_addr}/v1/metrics"),
+            proxy: Some(v1::ProxyConnectionSettings {
+                url: format!("http://{proxy_addr}"),
+                connect_headers: None,
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    });
+    let layout = Layout::new();
+    layout.write_config(
+        &server.ws_url(),
+        true,
+        "",
+        "[own_metrics]\ninterval = \"1s\"\n",
+    );
+    layout.seed("v0\n");
+    let mut agent = Agent::start(&layout);
+    wait_running(&layout, &[]).await;
+    wait_until(
+        "an OTLP POST through the proxy",
+        || *posts.lock().unwrap() > 0,
+        || format!("{:?}\n{}", heads.lock().unwrap(), layout.log_text()),
+    )
+    .await;
+    let head = heads.lock().unwrap()[0].to_ascii_lowercase();
+    assert!(
+        head.starts_with(&format!("post http://{otlp_addr}/v1/metrics http/1.1\r\n")),
+        "{head}"
+    );
+    assert!(
+        layout
+            .log_text()
+            .contains(&format!("through proxy {proxy_addr}")),
+        "{}",
+        layout.log_text()
+    );
+    let r = &server.recorder;
+    wait_until(
+        "connection settings status APPLIED",
+        || {
+            r.messages().iter().any(|m| {
+                m.connection_settings_status.as_ref().is_some_and(|s| {
+                    s.last_connection_settings_hash == vec![9; 32]
+                        && s.status == v1::ConnectionSettingsStatuses::Applied as i32
+                })
+            })
+        },
+        || layout.log_text(),
+    )
+    .await;
+    assert!(agent.terminate().await.success());
+}
+
+#[tokio::test]
 async fn a_process_left_by_a_killed_opamp_agent_is_stopped_by_the_next_run() {
     let (_server, layout, mut agent, first) = setup("", "").await;
     // SIGKILL: opamp-agent cannot stop its process, which runs in its own process group.
