@@ -363,8 +363,11 @@ impl Supervisor {
                 Wake::Probe((id, epoch, outcome)) => {
                     if epoch == self.run_epoch {
                         self.monitor.record(id, Instant::now(), outcome);
-                    } else if let Some(spec) = self.monitor.spec(id) {
-                        // Started before a deliberate restart or reload: ask again.
+                    } else if let Some((_, spec, _)) =
+                        self.monitor.checks().find(|(current, ..)| *current == id)
+                    {
+                        // Started before a deliberate restart or reload: ask again (unless
+                        // a reset since made the id stale: the monitor asks anew then).
                         let (kind, timeout) = (spec.kind.clone(), spec.timeout);
                         self.spawn_probe(id, kind, timeout);
                     }
