@@ -108,7 +108,10 @@ type = "process"
 interval = "10s"
 timeout = "2s"
 EOF
-  "$agent_bin" --config "$dir/agent.toml" --log-level warn >"$dir/agent.log" 2>&1 &
+  # As root (a container), opamp-agent must be told that root is wanted (SEC-2).
+  local root_flag=()
+  if [ "$(id -u)" = 0 ]; then root_flag=(--allow-root); fi
+  "$agent_bin" --config "$dir/agent.toml" --log-level warn "${root_flag[@]}" >"$dir/agent.log" 2>&1 &
   local pid=$!
   pids+=("$pid")
   local uid

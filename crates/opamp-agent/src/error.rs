@@ -14,6 +14,15 @@ pub enum Error {
         /// What is wrong, starting with the key.
         message: String,
     },
+    /// Local misuse: started as root without `allow_root = true` (SEC-2).
+    #[error(
+        "refusing to run as root (SEC-2, least privilege): run opamp-agent as an unprivileged user, or set `allow_root = true` in {} (or pass --allow-root)",
+        file.display()
+    )]
+    RunningAsRoot {
+        /// The configuration file, where `allow_root` would go.
+        file: PathBuf,
+    },
     /// A file or directory could not be read or written.
     #[error("{}: {source}", path.display())]
     Io {

@@ -47,6 +47,15 @@ pub use error::Error;
 
 /// Runs opamp-agent with resolved settings until SIGTERM / SIGINT. Call inside a tokio
 /// runtime with IO and time enabled (the binary uses a current-thread runtime).
+///
+/// Refuses to run as root unless `allow_root` is set (SEC-2,
+/// [`Settings::check_privileges`](settings::Settings::check_privileges)).
 pub async fn run(settings: settings::Settings) -> Result<(), Error> {
+    settings.check_privileges(rustix::process::geteuid().as_raw())?;
+    if settings.allow_root && rustix::process::geteuid().is_root() {
+        tracing::warn!(
+            "running as root (allow_root = true): the managed process runs as root too (SEC-2)"
+        );
+    }
     supervisor::Supervisor::start(settings).await?.run().await
 }

@@ -23,6 +23,9 @@ struct Cli {
     /// Log level, or levels per target (`info`, `debug`, `opamp_agent=debug,info`).
     #[arg(long, env = "OPAMP_AGENT_LOG_LEVEL", default_value = "info")]
     log_level: String,
+    /// Run even as root (same as `allow_root = true` in the file; refused otherwise, SEC-2).
+    #[arg(long, env = "OPAMP_AGENT_ALLOW_ROOT")]
+    allow_root: bool,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -54,7 +57,7 @@ fn main() -> ExitCode {
         LogFormat::Text => registry.with(layer).init(),
         LogFormat::Json => registry.with(layer.json()).init(),
     }
-    let settings =
+    let mut settings =
         match opamp_agent::settings::Settings::load(&cli.config, cli.state_dir.as_deref()) {
             Ok(s) => s,
             Err(e) => {
@@ -62,6 +65,7 @@ fn main() -> ExitCode {
                 return ExitCode::from(2);
             }
         };
+    settings.allow_root |= cli.allow_root;
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -19,6 +19,8 @@ use crate::Error;
 #[serde(deny_unknown_fields)]
 struct RawFile {
     state_dir: Option<PathBuf>,
+    #[serde(default)]
+    allow_root: bool,
     server: RawServer,
     #[serde(default)]
     description: RawDescription,
@@ -137,6 +139,9 @@ pub struct Settings {
     pub config_file: PathBuf,
     /// Where the agent keeps its state (`instance_uid`, `agent-state.json`, `lkg/`).
     pub state_dir: PathBuf,
+    /// `allow_root = true` (or `--allow-root`): run even as root (SEC-2; refused otherwise,
+    /// see [`Settings::check_privileges`]).
+    pub allow_root: bool,
     /// The OpAMP server.
     pub server: ServerSettings,
     /// Agent description attributes from the file.
@@ -604,6 +609,7 @@ impl Settings {
         Ok(Self {
             config_file: path.to_path_buf(),
             state_dir,
+            allow_root: raw.allow_root,
             server,
             description,
             process,
@@ -620,6 +626,20 @@ impl Settings {
             health_checks: raw.health.checks,
             own_metrics_interval,
         })
+    }
+}
+
+impl Settings {
+    /// SEC-2, least privilege: refuses to run as root (effective uid `euid` 0) unless
+    /// `allow_root` is set. The managed process and the validate command inherit
+    /// opamp-agent's user, so running opamp-agent unprivileged runs them unprivileged too.
+    pub fn check_privileges(&self, euid: u32) -> Result<(), Error> {
+        if euid == 0 && !self.allow_root {
+            return Err(Error::RunningAsRoot {
+                file: self.config_file.clone(),
+            });
+        }
+        Ok(())
     }
 }
 
@@ -646,6 +666,23 @@ args = ["-C", "{config_dir}/x.conf"]
         assert_eq!(s.config.apply, ApplyMode::Restart);
         assert_eq!(s.process.stop_timeout, Duration::from_secs(10));
         assert_eq!(s.own_metrics_interval, Duration::from_secs(10));
+    }
+
+    #[test]
+    fn root_is_refused_unless_allowed_sec_2() {
+        let path = Path::new("/etc/oa/agent.toml");
+        let s = Settings::parse(MINIMAL, path, None).unwrap();
+        assert!(!s.allow_root, "refused by default");
+        assert!(s.check_privileges(1000).is_ok());
+        let msg = s.check_privileges(0).unwrap_err().to_string();
+        assert!(msg.contains("refusing to run as root"), "{msg}");
+        assert!(msg.contains("allow_root = true"), "{msg}");
+        assert!(msg.contains("/etc/oa/agent.toml"), "{msg}");
+        let text = format!("allow_root = true\n{MINIMAL}");
+        let s = Settings::parse(&text, path, None).unwrap();
+        assert!(s.allow_root);
+        assert!(s.check_privileges(0).is_ok());
+        assert!(s.check_privileges(1000).is_ok());
     }
 
     #[test]

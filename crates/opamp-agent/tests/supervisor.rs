@@ -815,6 +815,38 @@ async fn bad_config_file_exits_2_naming_the_key_and_the_file() {
 }
 
 #[tokio::test]
+async fn started_as_root_without_allow_root_it_refuses_sec_2() {
+    if !rustix::process::geteuid().is_root() {
+        eprintln!("skipped: not running as root (the refusal needs euid 0)");
+        return;
+    }
+    let layout = Layout::new();
+    layout.write_config("ws://127.0.0.1:9/v1/opamp", true, "", "");
+    let out = tokio::time::timeout(
+        DEADLINE,
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_opamp-agent"))
+            .arg("--config")
+            .arg(layout.config_file())
+            .env_remove("OPAMP_AGENT_ALLOW_ROOT")
+            .output(),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("refusing to run as root"), "{err}");
+    assert!(err.contains("allow_root = true"), "{err}");
+    assert!(
+        err.contains(&layout.config_file().display().to_string()),
+        "{err}"
+    );
+    // Refused before anything happened: no process, no state directory.
+    assert_eq!(layout.starts(), Vec::<u32>::new());
+    assert!(!layout.state().exists());
+}
+
+#[tokio::test]
 async fn own_metrics_are_posted_to_the_offered_endpoint_own_3_own_4_own_7_desc_2_css_5() {
     use axum::body::Bytes;
     use axum::http::HeaderMap;

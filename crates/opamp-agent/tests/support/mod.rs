@@ -333,6 +333,9 @@ impl Agent {
             .arg("--log-level")
             .arg("debug")
             .env("NO_COLOR", "1")
+            // Tests may run as root (CI containers): SEC-2 refuses that unless allowed.
+            // The refusal itself: `started_as_root_without_allow_root_it_refuses_sec_2`.
+            .env("OPAMP_AGENT_ALLOW_ROOT", "true")
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)

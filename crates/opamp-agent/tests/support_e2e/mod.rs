@@ -472,6 +472,8 @@ impl Agent {
                 "--log-level",
                 "info,opamp_agent=debug",
             ])
+            // Tests may run as root (CI containers): SEC-2 refuses that unless allowed.
+            .env("OPAMP_AGENT_ALLOW_ROOT", "true")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
