@@ -279,6 +279,47 @@ mod tests {
     }
 
     #[test]
+    fn the_resource_repeats_the_identifying_attributes_and_follows_a_new_uid_desc_6() {
+        use crate::description::{Detected, build};
+        use crate::settings::DescriptionSettings;
+        let settings = DescriptionSettings {
+            identifying: vec![
+                ("service.name".into(), "collectd".into()),
+                ("service.namespace".into(), "lab".into()),
+            ],
+            non_identifying: vec![("deployment.environment".into(), "test".into())],
+        };
+        let detected = Detected {
+            os_type: "linux".into(),
+            host_arch: "amd64".into(),
+            ..Default::default()
+        };
+        let resource = |m: &mut OwnMetrics| {
+            let body = m.body(None, None);
+            let req = otlp::ExportMetricsServiceRequest::decode(&body[..]).unwrap();
+            req.resource_metrics[0].resource.clone().unwrap().attributes
+        };
+        let desc = build(&settings, &detected, "uid-1");
+        let mut m = OwnMetrics::new(&desc, Duration::from_secs(10));
+        // Identifying attributes first, with the very values of the description, then the
+        // non-identifying ones: one list, so telemetry and description cannot disagree.
+        let mut expected = desc.identifying_attributes.clone();
+        expected.extend(desc.non_identifying_attributes.clone());
+        assert_eq!(resource(&mut m), expected);
+        assert!(
+            expected
+                .iter()
+                .any(|kv| kv.key == "service.instance.id" && kv.value == Some("uid-1".into()))
+        );
+        // A new instance uid from the server: the Resource follows the description.
+        let desc = build(&settings, &detected, "uid-2");
+        m.set_description(&desc);
+        let mut expected = desc.identifying_attributes.clone();
+        expected.extend(desc.non_identifying_attributes.clone());
+        assert_eq!(resource(&mut m), expected);
+    }
+
+    #[test]
     fn an_offer_without_a_usable_endpoint_is_refused_own_6() {
         let mut m = OwnMetrics::new(&v1::AgentDescription::default(), Duration::from_secs(10));
         let bad = v1::TelemetryConnectionSettings {

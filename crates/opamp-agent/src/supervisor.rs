@@ -1037,6 +1037,61 @@ body = "local"
     }
 
     #[test]
+    fn effective_config_carries_each_files_content_type_and_raw_bytes_eff_6() {
+        let d = tempfile::tempdir().unwrap();
+        let mut s = settings(d.path());
+        s.config.local[0].content_type = "text/x-local".into();
+        std::fs::create_dir_all(&s.config.dir).unwrap();
+        // Remote file: not UTF-8, content type as the server gave it.
+        let raw = vec![0xff, 0x00, 0xfe, b'\n'];
+        std::fs::write(s.config.dir.join("remote.bin"), &raw).unwrap();
+        std::fs::write(s.config.dir.join("local.conf"), "local").unwrap();
+        // Put there by an operator: type from the extension.
+        std::fs::write(s.config.dir.join("extra.json"), "{}").unwrap();
+        let mut state = AgentState::default();
+        state
+            .managed
+            .insert("remote.bin".into(), "application/x-custom".into());
+        let eff = effective_config(&s, &state).unwrap().to_effective_config();
+        let map = eff.config_map.unwrap().config_map;
+        let mut got: Vec<(&str, &str, &[u8])> = map
+            .iter()
+            .map(|(n, f)| (n.as_str(), f.content_type.as_str(), f.body.as_slice()))
+            .collect();
+        got.sort();
+        assert_eq!(
+            got,
+            [
+                ("extra.json", "application/json", &b"{}"[..]),
+                ("local.conf", "text/x-local", &b"local"[..]),
+                ("remote.bin", "application/x-custom", &raw[..]),
+            ]
+        );
+    }
+
+    #[test]
+    fn what_opamp_agent_does_not_do_is_not_advertised_oth_2_own_5_avc_8_cus_4() {
+        for accept_remote in [false, true] {
+            let caps = capabilities(accept_remote);
+            for absent in [
+                // No other_connections are taken (OTH-*): opamp-agent does not know what
+                // a destination name would mean for the managed process.
+                AgentCapabilities::ACCEPTS_OTHER_CONNECTION_SETTINGS,
+                // Own metrics only (OWN-5).
+                AgentCapabilities::REPORTS_OWN_TRACES,
+                AgentCapabilities::REPORTS_OWN_LOGS,
+                // The managed process's components are unknown to it (AVC-*).
+                AgentCapabilities::REPORTS_AVAILABLE_COMPONENTS,
+                // No packages (PKG-*).
+                AgentCapabilities::ACCEPTS_PACKAGES,
+                AgentCapabilities::REPORTS_PACKAGE_STATUSES,
+            ] {
+                assert!(!caps.contains(absent), "{absent:?}");
+            }
+        }
+    }
+
+    #[test]
     fn accepts_remote_config_only_when_configured_sec_6() {
         assert!(capabilities(true).contains(AgentCapabilities::ACCEPTS_REMOTE_CONFIG));
         assert!(!capabilities(false).contains(AgentCapabilities::ACCEPTS_REMOTE_CONFIG));

@@ -699,6 +699,193 @@ async fn remote_file_may_not_override_a_local_file_rcfg_12() {
     assert!(agent.terminate().await.success());
 }
 
+/// A remote config with one file per (name, content type, body).
+fn typed_config(files: &[(&str, &str, &str)]) -> v1::AgentRemoteConfig {
+    let mut rc = v1::AgentRemoteConfig {
+        config: Some(v1::AgentConfigMap {
+            config_map: files
+                .iter()
+                .map(|(n, ct, b)| {
+                    (
+                        (*n).to_owned(),
+                        v1::AgentConfigFile {
+                            body: b.as_bytes().to_vec(),
+                            content_type: (*ct).to_owned(),
+                        },
+                    )
+                })
+                .collect(),
+        }),
+        config_hash: Vec::new(),
+    };
+    rc.config_hash = opamp_server::session::config_hash(&rc);
+    rc
+}
+
+/// The files in the config dir, by name.
+fn config_dir_files(layout: &Layout) -> Vec<(String, String)> {
+    let mut v: Vec<(String, String)> = std::fs::read_dir(layout.config_dir())
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                std::fs::read_to_string(e.path()).unwrap_or_default(),
+            )
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+#[tokio::test]
+async fn restricted_offers_are_failed_before_anything_is_written_sec_1_sec_3_sec_4_sec_5() {
+    // The validate command records every run: a refused offer must never get that far.
+    let validated = "{state_dir}/../out/validated";
+    let restrictions = format!(
+        r#"validate = {{ command = "/bin/sh", args = ["-c", "echo ran >> \"$1\"", "validate", "{validated}"] }}
+
+[config.restrictions]
+allowed_files = ["agent.conf", "*.yaml"]
+max_file_bytes = 1024
+denied_keys = ["exporters.*.command"]
+path_rules = [
+  {{ keys = "receivers.filelog.include[*]", allowed_prefixes = ["/var/log/"] }},
+  {{ keys = "**.exec", allowed_prefixes = ["/opt/agent/bin/"] }},
+]
+denied_text = ["LoadPlugin exec"]
+"#
+    );
+    let (server, layout, mut agent, first) = setup(&restrictions, "").await;
+    let before = config_dir_files(&layout);
+    assert_eq!(
+        before,
+        vec![
+            ("agent.conf".to_owned(), "v0\n".to_owned()),
+            ("local.conf".to_owned(), "local settings\n".to_owned()),
+        ]
+    );
+    let big = "x".repeat(2000);
+    for (files, why) in [
+        // SEC-5: only allow-listed file names.
+        (
+            vec![("notes.txt", "text/plain", "hello\n")],
+            "not in the local allow list of files",
+        ),
+        (
+            vec![("", "text/plain", big.as_str())],
+            "more than the local limit of 1024",
+        ),
+        // SEC-3: file collection only under the local directories.
+        (
+            vec![(
+                "pipeline.yaml",
+                "text/yaml",
+                "receivers:\n  filelog:\n    include: [/var/log/app.log, /etc/shadow]\n",
+            )],
+            "\"/etc/shadow\" is outside the allowed locations",
+        ),
+        // SEC-4: executables only from the local location; no command keys at all.
+        (
+            vec![(
+                "pipeline.yaml",
+                "text/yaml",
+                "processors:\n  run:\n    exec: /tmp/evil.sh\n",
+            )],
+            "\"/tmp/evil.sh\" is outside the allowed locations",
+        ),
+        (
+            vec![(
+                "pipeline.yaml",
+                "text/yaml",
+                "exporters:\n  script:\n    command: /bin/sh\n",
+            )],
+            "sets exporters.script.command, which is not allowed locally",
+        ),
+        (
+            vec![("", "text/plain", "LoadPlugin exec\n")],
+            "contains \"LoadPlugin exec\"",
+        ),
+        // SEC-1: a file the agent cannot parse cannot be checked, so it is refused.
+        (
+            vec![("pipeline.yaml", "text/yaml", "receivers: [unclosed\n")],
+            "cannot be checked against the local restrictions",
+        ),
+    ] {
+        let rc = typed_config(&files);
+        offer(&server, &layout, &rc).await;
+        let s = wait_status(
+            &server,
+            &layout,
+            &rc.config_hash,
+            v1::RemoteConfigStatuses::Failed,
+        )
+        .await;
+        assert!(
+            s.error_message.starts_with("restricted: ") && s.error_message.contains(why),
+            "{why}: {}",
+            s.error_message
+        );
+        // Nothing written, staged, validated or restarted.
+        assert_eq!(config_dir_files(&layout), before, "{why}");
+        assert_eq!(staged_leftovers(&layout), Vec::<String>::new(), "{why}");
+        assert!(!layout.out().join("validated").exists(), "{why}");
+        assert_eq!(layout.starts(), vec![first], "{why}");
+    }
+
+    // Within the rules: validated once, applied, and the effective config carries each
+    // file's content type (EFF-6).
+    let good = typed_config(&[
+        ("", "text/plain", "v1\n"),
+        (
+            "pipeline.yaml",
+            "text/yaml",
+            "receivers:\n  filelog:\n    include: [/var/log/app.log]\n",
+        ),
+    ]);
+    offer(&server, &layout, &good).await;
+    wait_status(
+        &server,
+        &layout,
+        &good.config_hash,
+        v1::RemoteConfigStatuses::Applied,
+    )
+    .await;
+    assert_eq!(
+        std::fs::read_to_string(layout.out().join("validated")).unwrap(),
+        "ran\n"
+    );
+    assert_eq!(layout.config("agent.conf").as_deref(), Some("v1\n"));
+    let r = &server.recorder;
+    wait_until(
+        "the effective config with pipeline.yaml",
+        || {
+            r.last_effective().is_some_and(|e| {
+                e.config_map
+                    .is_some_and(|m| m.config_map.contains_key("pipeline.yaml"))
+            })
+        },
+        || format!("{:?}", r.last_effective()),
+    )
+    .await;
+    let eff = r.last_effective().unwrap().config_map.unwrap().config_map;
+    let types: Vec<(&str, &str)> = eff
+        .iter()
+        .map(|(n, f)| (n.as_str(), f.content_type.as_str()))
+        .collect::<std::collections::BTreeMap<_, _>>()
+        .into_iter()
+        .collect();
+    assert_eq!(
+        types,
+        [
+            ("agent.conf", "text/plain"),
+            ("local.conf", "text/plain"),
+            ("pipeline.yaml", "text/yaml"),
+        ]
+    );
+    assert!(agent.terminate().await.success());
+}
+
 #[tokio::test]
 async fn accept_remote_false_neither_advertises_nor_applies_sec_6() {
     let server = TestServer::start().await;
@@ -844,6 +1031,136 @@ async fn started_as_root_without_allow_root_it_refuses_sec_2() {
     // Refused before anything happened: no process, no state directory.
     assert_eq!(layout.starts(), Vec::<u32>::new());
     assert!(!layout.state().exists());
+}
+
+/// The connection settings statuses reported for `hash`, in order.
+fn settings_statuses(server: &TestServer, hash: &[u8]) -> Vec<v1::ConnectionSettingsStatus> {
+    server
+        .recorder
+        .messages()
+        .iter()
+        .filter_map(|m| m.connection_settings_status.clone())
+        .filter(|s| s.last_connection_settings_hash == hash)
+        .collect()
+}
+
+#[tokio::test]
+async fn connection_settings_statuses_use_the_enum_and_failed_carries_the_reason_css_7() {
+    let own_metrics = |endpoint: &str| v1::TelemetryConnectionSettings {
+        destination_endpoint: endpoint.to_owned(),
+        ..Default::default()
+    };
+    let server = TestServer::start().await;
+    // Not an OTLP/HTTP URL (OWN-6): refused.
+    let bad = v1::ConnectionSettingsOffers {
+        hash: vec![1; 32],
+        own_metrics: Some(own_metrics("ftp://127.0.0.1/v1/metrics")),
+        ..Default::default()
+    };
+    *server.recorder.connection_settings.lock().unwrap() = Some(bad);
+    let layout = Layout::new();
+    layout.write_config(&server.ws_url(), true, "", "");
+    layout.seed("v0\n");
+    let mut agent = Agent::start(&layout);
+    wait_running(&layout, &[]).await;
+    wait_until(
+        "FAILED for the first offer",
+        || !settings_statuses(&server, &[1; 32]).is_empty(),
+        || layout.log_text(),
+    )
+    .await;
+    let failed = settings_statuses(&server, &[1; 32]);
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    // FAILED is 3 on the wire, with the reason.
+    assert_eq!(failed[0].status, 3);
+    assert_eq!(
+        failed[0].status,
+        v1::ConnectionSettingsStatuses::Failed as i32
+    );
+    assert!(
+        failed[0].error_message.starts_with("own_metrics offer:")
+            && failed[0].error_message.contains("ftp://"),
+        "{}",
+        failed[0].error_message
+    );
+
+    // A usable one (nothing listens there: the exports fail, the offer does not).
+    let good = v1::ConnectionSettingsOffers {
+        hash: vec![2; 32],
+        own_metrics: Some(own_metrics("http://127.0.0.1:9/v1/metrics")),
+        ..Default::default()
+    };
+    *server.recorder.connection_settings.lock().unwrap() = Some(good.clone());
+    let uid =
+        opamp_proto::InstanceUid::from_bytes(&server.recorder.messages()[0].instance_uid).unwrap();
+    server
+        .server
+        .push(
+            uid,
+            v1::ServerToAgent {
+                connection_settings: Some(good),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    wait_until(
+        "APPLIED for the second offer",
+        || !settings_statuses(&server, &[2; 32]).is_empty(),
+        || layout.log_text(),
+    )
+    .await;
+    let applied = settings_statuses(&server, &[2; 32]);
+    // APPLIED is 1 on the wire, without an error message.
+    assert_eq!(applied[0].status, 1);
+    assert_eq!(
+        applied[0].status,
+        v1::ConnectionSettingsStatuses::Applied as i32
+    );
+    assert_eq!(applied[0].error_message, "");
+    // Own-telemetry offers take effect at once: never UNSET (0) or APPLYING (2).
+    for s in server
+        .recorder
+        .messages()
+        .iter()
+        .filter_map(|m| m.connection_settings_status.as_ref())
+    {
+        assert!(s.status == 1 || s.status == 3, "{s:?}");
+    }
+    assert!(agent.terminate().await.success());
+}
+
+#[tokio::test]
+async fn the_binary_advertises_exactly_what_it_does_oth_2_own_5_avc_8_cus_4() {
+    let (server, layout, mut agent, _) = setup("", "").await;
+    let r = &server.recorder;
+    wait_until(
+        "a healthy report",
+        || r.healths().iter().any(|h| h.healthy),
+        || layout.log_text(),
+    )
+    .await;
+    // What the binary reports is `capabilities()`, whose unit test lists what is left out.
+    assert_eq!(
+        r.capabilities(),
+        opamp_agent::supervisor::capabilities(true)
+    );
+    for absent in [
+        AgentCapabilities::ACCEPTS_OTHER_CONNECTION_SETTINGS,
+        AgentCapabilities::REPORTS_OWN_TRACES,
+        AgentCapabilities::REPORTS_OWN_LOGS,
+        AgentCapabilities::REPORTS_AVAILABLE_COMPONENTS,
+        AgentCapabilities::ACCEPTS_PACKAGES,
+        AgentCapabilities::REPORTS_PACKAGE_STATUSES,
+    ] {
+        assert!(!r.capabilities().contains(absent), "{absent:?}");
+    }
+    // No custom capabilities, components or packages are ever reported.
+    for m in r.messages() {
+        assert!(m.custom_capabilities.is_none(), "{m:?}");
+        assert!(m.available_components.is_none(), "{m:?}");
+        assert!(m.package_statuses.is_none(), "{m:?}");
+    }
+    assert!(agent.terminate().await.success());
 }
 
 #[tokio::test]
