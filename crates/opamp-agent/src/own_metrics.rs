@@ -320,6 +320,45 @@ mod tests {
     }
 
     #[test]
+    fn each_offer_replaces_the_client_certificate_and_none_means_none_own_8() {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["agent".to_owned()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        let offer = |certificate: Option<v1::TlsCertificate>| v1::TelemetryConnectionSettings {
+            destination_endpoint: "https://collector:4318/v1/metrics".into(),
+            certificate,
+            ..Default::default()
+        };
+        let has_client_cert = |m: &OwnMetrics| {
+            let (_, tls) = m.target.as_ref().unwrap();
+            tls.as_ref().unwrap().client_auth_cert_resolver.has_certs()
+        };
+        let mut m = OwnMetrics::new(&v1::AgentDescription::default(), Duration::from_secs(10));
+        m.offer(
+            &offer(Some(v1::TlsCertificate {
+                cert: cert.pem().into_bytes(),
+                private_key: key.serialize_pem().into_bytes(),
+                ..Default::default()
+            })),
+            Instant::now(),
+        )
+        .unwrap();
+        assert!(has_client_cert(&m), "the offered certificate is used");
+        // The next offer has none: the earlier certificate is forgotten, none is used.
+        m.offer(&offer(None), Instant::now()).unwrap();
+        assert!(!has_client_cert(&m));
+        // An unusable one fails the offer and keeps the current destination as it was.
+        let bad = offer(Some(v1::TlsCertificate {
+            cert: cert.pem().into_bytes(),
+            ..Default::default()
+        }));
+        assert!(m.offer(&bad, Instant::now()).is_err());
+        assert!(!has_client_cert(&m));
+    }
+
+    #[test]
     fn an_offer_without_a_usable_endpoint_is_refused_own_6() {
         let mut m = OwnMetrics::new(&v1::AgentDescription::default(), Duration::from_secs(10));
         let bad = v1::TelemetryConnectionSettings {
