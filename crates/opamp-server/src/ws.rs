@@ -37,7 +37,6 @@ use std::io;
 use std::mem::MaybeUninit;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU16, Ordering};
 use std::task::{Context, Poll, ready};
 use std::time::Instant as StdInstant;
 
@@ -52,16 +51,14 @@ use hyper_util::rt::TokioIo;
 use opamp_proto::framing;
 use opamp_proto::v1::{AgentToServer, ServerErrorResponseType, ServerToAgent};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
-use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep_until};
-use tokio_util::sync::CancellationToken;
 
 use self::frame::{Decoder, Event as Frame, opcode};
 use crate::admission::Permit;
 use crate::handler::{ConnectionRequest, Handler, Transport};
 use crate::http::{admission_response, connection_request, refusal_response};
 use crate::metrics;
-use crate::server::{ConnHandle, ConnShared, Inner, Server, close_code};
+use crate::server::{ConnHandle, ConnShared, Inner, Server, Wake, close_code};
 use crate::session::{ConnectionId, Via};
 
 const USAGE: &str = "This is an OpAMP endpoint. Send each AgentToServer message either as an HTTP \
@@ -272,8 +269,8 @@ enum End {
 
 enum Event {
     Shutdown,
-    Killed,
-    Push(Option<Bytes>),
+    Killed(u16),
+    Push(Bytes),
     Recv(Option<io::Result<Frame>>),
     Timer,
 }
@@ -289,15 +286,10 @@ async fn run<H: Handler>(
 ) {
     let inner = &*server.inner;
     let cfg = &inner.config.ws;
-    let (tx, mut rx) = mpsc::channel(cfg.send_queue.max(1));
-    let shared = Arc::new(ConnShared {
-        kill: CancellationToken::new(),
-        close_code: AtomicU16::new(0),
-    });
+    let shared = Arc::new(ConnShared::default());
     inner.register_connection(
         id,
         ConnHandle {
-            tx,
             shared: shared.clone(),
         },
     );
@@ -305,7 +297,8 @@ async fn run<H: Handler>(
     metrics::inc(&inner.metrics.ws_connections_total);
     tracing::debug!(%id, peer = ?connection.peer_addr, "WebSocket connected");
 
-    let end = connection_loop(inner, &mut socket, &connection, id, &shared, &mut rx).await;
+    let end = connection_loop(inner, &mut socket, &connection, id, &shared).await;
+    shared.close();
     Box::pin(close(&mut socket, end, cfg.close_timeout)).await;
     drop(socket);
     inner.unregister_connection(id).await;
@@ -354,7 +347,6 @@ async fn connection_loop<H: Handler>(
     connection: &Arc<ConnectionRequest>,
     id: ConnectionId,
     shared: &ConnShared,
-    rx: &mut mpsc::Receiver<Bytes>,
 ) -> End {
     let cfg = &inner.config.ws;
     let now = Instant::now();
@@ -368,16 +360,17 @@ async fn connection_loop<H: Handler>(
         let event = tokio::select! {
             biased;
             () = inner.shutdown.cancelled() => Event::Shutdown,
-            () = shared.kill.cancelled() => Event::Killed,
-            frame = rx.recv() => Event::Push(frame),
+            wake = shared.next() => match wake {
+                Wake::Killed(code) => Event::Killed(code),
+                Wake::Push(frame) => Event::Push(frame),
+            },
             event = socket.recv() => Event::Recv(event),
             () = sleep_until(deadline) => Event::Timer,
         };
         match event {
             Event::Shutdown => return End::Close(close_code::GOING_AWAY, "server shutting down"),
-            Event::Killed => return killed(shared),
-            Event::Push(None) => {}
-            Event::Push(Some(frame)) => {
+            Event::Killed(code) => return killed(code),
+            Event::Push(frame) => {
                 if let Err(end) = send_frame(inner, socket, shared, &frame).await {
                     return end;
                 }
@@ -450,8 +443,8 @@ async fn connection_loop<H: Handler>(
     }
 }
 
-fn killed(shared: &ConnShared) -> End {
-    match shared.close_code.load(Ordering::Acquire) {
+fn killed(code: u16) -> End {
+    match code {
         close_code::POLICY => End::Close(close_code::POLICY, "disconnected by the server"),
         close_code::TRY_AGAIN_LATER => End::Close(close_code::TRY_AGAIN_LATER, "slow reader"),
         _ => End::Close(close_code::GOING_AWAY, "closed by the server"),
@@ -551,7 +544,7 @@ async fn send<H: Handler>(
     let timeout = inner.config.ws.write_timeout;
     tokio::select! {
         biased;
-        () = shared.kill.cancelled() => Err(killed(shared)),
+        code = shared.until_killed() => Err(killed(code)),
         () = inner.shutdown.cancelled() => Err(End::Broken),
         result = tokio::time::timeout(timeout, socket.send(opcode, payload)) => match result {
             Ok(Ok(())) => Ok(()),
