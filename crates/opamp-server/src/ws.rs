@@ -301,7 +301,9 @@ async fn run<H: Handler>(
     shared.close();
     Box::pin(close(&mut socket, end, cfg.close_timeout)).await;
     drop(socket);
-    inner.unregister_connection(id).await;
+    // Boxed, like every path an idle connection is not waiting in: the task's future is
+    // as large as its largest state, and it lives as long as the connection.
+    Box::pin(inner.unregister_connection(id)).await;
     metrics::dec(&inner.metrics.ws_connections);
     drop(permit);
     tracing::debug!(%id, "WebSocket closed");
@@ -371,7 +373,7 @@ async fn connection_loop<H: Handler>(
             Event::Shutdown => return End::Close(close_code::GOING_AWAY, "server shutting down"),
             Event::Killed(code) => return killed(code),
             Event::Push(frame) => {
-                if let Err(end) = send_frame(inner, socket, shared, &frame).await {
+                if let Err(end) = Box::pin(send_frame(inner, socket, shared, &frame)).await {
                     return end;
                 }
             }
@@ -401,8 +403,8 @@ async fn connection_loop<H: Handler>(
                         }
                     }
                     Frame::Ping(payload) => {
-                        if let Err(end) = send(inner, socket, shared, opcode::PONG, &payload).await
-                        {
+                        let pong = Box::pin(send(inner, socket, shared, opcode::PONG, &payload));
+                        if let Err(end) = pong.await {
                             return end;
                         }
                     }
@@ -431,7 +433,8 @@ async fn connection_loop<H: Handler>(
                     }
                     Some(_) => {}
                     None if now >= next_ping => {
-                        if let Err(end) = send(inner, socket, shared, opcode::PING, &[]).await {
+                        let ping = Box::pin(send(inner, socket, shared, opcode::PING, &[]));
+                        if let Err(end) = ping.await {
                             return end;
                         }
                         ping_sent = Some(now);
