@@ -25,13 +25,13 @@ pub struct WsConfig {
     pub write_timeout: Duration,
     /// How long to wait for the peer's close frame after sending ours.
     pub close_timeout: Duration,
-    /// The WebSocket read buffer per connection, in bytes (default 1 KiB). It is also the
-    /// most read from the socket at once. A larger message grows the buffer to about this
-    /// size plus the message, for the life of the connection, so a small value keeps idle
-    /// connections small; a heartbeat fits in 1 KiB.
+    /// The most bytes read from a WebSocket at once (default 8 KiB, at most 16 KiB). The
+    /// read goes through a buffer on the stack of the read call, so this costs no memory
+    /// per connection: a connection holds a message buffer only while a message is
+    /// arriving, sized to that message, and frees it when the message is complete.
     pub read_buffer_size: usize,
-    /// The WebSocket write buffer per connection, in bytes (0: write each message
-    /// eagerly).
+    /// No effect: each WebSocket frame is written as soon as it is sent, from the encoded
+    /// message, and no write buffer is kept per connection. Kept for compatibility.
     pub write_buffer_size: usize,
 }
 
@@ -44,7 +44,7 @@ impl Default for WsConfig {
             idle_timeout: Some(Duration::from_secs(3600)),
             write_timeout: Duration::from_secs(30),
             close_timeout: Duration::from_secs(5),
-            read_buffer_size: 1024,
+            read_buffer_size: 8 * 1024,
             write_buffer_size: 0,
         }
     }

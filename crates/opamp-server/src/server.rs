@@ -3,8 +3,8 @@
 //! Architecture invariant: every protocol decision is made by [`ServerSession`]; this
 //! module only moves bytes, calls the [`Handler`] and enforces transport limits.
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, Ordering};
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -15,7 +15,7 @@ use axum::routing::any;
 use bytes::Bytes;
 use opamp_proto::v1::{AgentToServer, ServerToAgent};
 use opamp_proto::{InstanceUid, Limits, framing};
-use tokio::sync::mpsc;
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -70,26 +70,127 @@ pub(crate) mod close_code {
     pub(crate) const TRY_AGAIN_LATER: u16 = 1013;
 }
 
-/// The shared side of one WebSocket connection, used by pushes.
-#[derive(Debug)]
+/// The shared side of one WebSocket connection: its push queue and its kill switch. Small
+/// on purpose (one per connection): the queue allocates only while pushes wait, and one
+/// `Notify` wakes the connection task for both pushes and kills.
+#[derive(Debug, Default)]
 pub(crate) struct ConnShared {
-    pub(crate) kill: CancellationToken,
-    /// The close code to use when `kill` fires.
-    pub(crate) close_code: AtomicU16,
+    state: Mutex<ConnState>,
+    wake: Notify,
+}
+
+#[derive(Debug, Default)]
+struct ConnState {
+    queue: VecDeque<Bytes>,
+    /// The close code requested by a kill; 0 while alive.
+    close_code: u16,
+    /// The connection task ended: no more pushes.
+    closed: bool,
+}
+
+/// Why a push was not queued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PushRefused {
+    /// The queue holds its capacity already: a slow reader.
+    Full,
+    /// The connection is closed or being closed.
+    Closed,
+}
+
+/// What woke the connection task.
+#[derive(Debug)]
+pub(crate) enum Wake {
+    /// The connection must close with this code.
+    Killed(u16),
+    /// A pushed message to send.
+    Push(Bytes),
 }
 
 impl ConnShared {
+    fn lock(&self) -> MutexGuard<'_, ConnState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Asks the connection task to close with `code` (the first code asked wins).
     pub(crate) fn kill(&self, code: u16) {
-        let _ = self
-            .close_code
-            .compare_exchange(0, code, Ordering::AcqRel, Ordering::Acquire);
-        self.kill.cancel();
+        {
+            let mut state = self.lock();
+            if state.close_code == 0 {
+                state.close_code = code;
+            }
+        }
+        self.wake.notify_one();
+    }
+
+    /// The close code asked for, once killed.
+    pub(crate) fn killed(&self) -> Option<u16> {
+        match self.lock().close_code {
+            0 => None,
+            code => Some(code),
+        }
+    }
+
+    /// Queues a pushed message unless the queue already holds `capacity` of them.
+    pub(crate) fn push(&self, frame: Bytes, capacity: usize) -> Result<(), PushRefused> {
+        {
+            let mut state = self.lock();
+            if state.closed || state.close_code != 0 {
+                return Err(PushRefused::Closed);
+            }
+            if state.queue.len() >= capacity.max(1) {
+                return Err(PushRefused::Full);
+            }
+            state.queue.push_back(frame);
+        }
+        self.wake.notify_one();
+        Ok(())
+    }
+
+    /// The connection task ended: refuse pushes from now on and free the queue.
+    pub(crate) fn close(&self) {
+        let mut state = self.lock();
+        state.closed = true;
+        state.queue = VecDeque::new();
+    }
+
+    fn poll_state(&self) -> Option<Wake> {
+        let mut state = self.lock();
+        if state.close_code != 0 {
+            return Some(Wake::Killed(state.close_code));
+        }
+        let frame = state.queue.pop_front()?;
+        if state.queue.is_empty() {
+            // An idle connection keeps no queue memory.
+            state.queue = VecDeque::new();
+        }
+        Some(Wake::Push(frame))
+    }
+
+    /// Waits for a kill or a push. Cancel-safe: nothing is taken unless it is returned.
+    pub(crate) async fn next(&self) -> Wake {
+        loop {
+            let notified = self.wake.notified();
+            if let Some(wake) = self.poll_state() {
+                return wake;
+            }
+            notified.await;
+        }
+    }
+
+    /// Completes once the connection is killed.
+    pub(crate) async fn until_killed(&self) -> u16 {
+        loop {
+            let notified = self.wake.notified();
+            if let Some(code) = self.killed() {
+                return code;
+            }
+            notified.await;
+        }
     }
 }
 
 #[derive(Debug, Clone)]
 pub(crate) struct ConnHandle {
-    pub(crate) tx: mpsc::Sender<Bytes>,
     pub(crate) shared: Arc<ConnShared>,
 }
 
@@ -280,19 +381,20 @@ impl<H: Handler> Server<H> {
                 let Some(handle) = self.inner.lock_conns().get(&connection).cloned() else {
                     return Err(Error::AgentNotConnected(uid));
                 };
+                let capacity = self.inner.config.ws.send_queue;
                 for msg in reply.into_messages() {
                     let frame = self.inner.encode_ws(&msg)?;
-                    match handle.tx.try_send(frame) {
+                    match handle.shared.push(frame, capacity) {
                         Ok(()) => metrics::inc(&metrics.pushes_sent),
-                        Err(mpsc::error::TrySendError::Full(_)) => {
-                            if !handle.shared.kill.is_cancelled() {
+                        Err(PushRefused::Full) => {
+                            if handle.shared.killed().is_none() {
                                 metrics::inc(&metrics.dropped_slow_reader);
                                 tracing::warn!(%uid, %connection, "send queue full: closing slow reader");
                             }
                             handle.shared.kill(close_code::TRY_AGAIN_LATER);
                             return Err(Error::QueueFull(uid));
                         }
-                        Err(mpsc::error::TrySendError::Closed(_)) => {
+                        Err(PushRefused::Closed) => {
                             return Err(Error::AgentNotConnected(uid));
                         }
                     }
@@ -447,5 +549,78 @@ async fn entry<H: Handler>(State(server): State<Server<H>>, request: Request) ->
         crate::http::serve(server, request).await
     } else {
         crate::ws::upgrade(server, request).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn push_queue_is_bounded_and_freed_when_drained() {
+        let shared = ConnShared::default();
+        for n in 0..3u8 {
+            shared.push(Bytes::from(vec![n]), 3).unwrap();
+        }
+        assert_eq!(
+            shared.push(Bytes::from_static(b"x"), 3),
+            Err(PushRefused::Full)
+        );
+        for n in 0..3u8 {
+            let Wake::Push(frame) = shared.next().await else {
+                panic!("push expected");
+            };
+            assert_eq!(frame[..], [n]);
+        }
+        assert_eq!(
+            shared.lock().queue.capacity(),
+            0,
+            "an idle queue holds no memory"
+        );
+    }
+
+    #[tokio::test]
+    async fn kill_comes_before_queued_pushes_and_refuses_new_ones() {
+        let shared = ConnShared::default();
+        shared.push(Bytes::from_static(b"a"), 8).unwrap();
+        shared.kill(close_code::POLICY);
+        shared.kill(close_code::TRY_AGAIN_LATER);
+        assert!(matches!(
+            shared.next().await,
+            Wake::Killed(close_code::POLICY)
+        ));
+        assert_eq!(shared.until_killed().await, close_code::POLICY);
+        assert_eq!(
+            shared.push(Bytes::from_static(b"b"), 8),
+            Err(PushRefused::Closed)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_waiting_task_is_woken_by_a_push_and_closed_queue_refuses() {
+        let shared = Arc::new(ConnShared::default());
+        {
+            // A wait that is given up takes nothing.
+            let mut waiting = std::pin::pin!(shared.next());
+            assert!(futures_util::poll!(waiting.as_mut()).is_pending());
+        }
+        shared.push(Bytes::from_static(b"p"), 1).unwrap();
+        assert!(matches!(shared.next().await, Wake::Push(frame) if frame[..] == *b"p"));
+        let waiter = tokio::spawn({
+            let shared = shared.clone();
+            async move { shared.next().await }
+        });
+        tokio::task::yield_now().await;
+        shared.push(Bytes::from_static(b"w"), 1).unwrap();
+        let woke = tokio::time::timeout(Duration::from_secs(20), waiter)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(matches!(woke, Wake::Push(frame) if frame[..] == *b"w"));
+        shared.close();
+        assert_eq!(
+            shared.push(Bytes::from_static(b"q"), 1),
+            Err(PushRefused::Closed)
+        );
     }
 }
