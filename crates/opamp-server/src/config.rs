@@ -29,10 +29,9 @@ pub struct WsConfig {
     /// read goes through a buffer on the stack of the read call, so this costs no memory
     /// per connection: a connection holds a message buffer only while a message is
     /// arriving, sized to that message, and frees it when the message is complete.
+    /// (Frames are written as soon as they are sent, from the encoded message: there is no
+    /// per-connection write buffer to size.)
     pub read_buffer_size: usize,
-    /// No effect: each WebSocket frame is written as soon as it is sent, from the encoded
-    /// message, and no write buffer is kept per connection. Kept for compatibility.
-    pub write_buffer_size: usize,
 }
 
 impl Default for WsConfig {
@@ -45,7 +44,6 @@ impl Default for WsConfig {
             write_timeout: Duration::from_secs(30),
             close_timeout: Duration::from_secs(5),
             read_buffer_size: 8 * 1024,
-            write_buffer_size: 0,
         }
     }
 }
